@@ -13,7 +13,8 @@ Sub-batches (each a :class:`TokenRows`):
   evaluation there is one row per rephrase of every edit (and no row for an edit without rephrases);
 * ``loc`` — unrelated locality inputs with their answers as labels; ``edit_index`` says which edit record
   contributed the row; ``attention_mask`` is also the mask of the locality KL;
-* ``true`` — (evaluation only, optional) the edit prompt with the *old* target ``target_true``; rows of records
+* ``true`` — (evaluation only, optional) the edit prompt with the *old* target ``target_true``; rows of
+  records
   without one have every label at -100. Used to flag facts the unedited model already knew;
 * ``meta`` — plain Python lists of strings for reports (ids, prompts, targets, rephrases).
 """
@@ -65,3 +66,34 @@ def batch_to(batch: EditBatch, device: torch.device | str) -> EditBatch:
         else:
             out[key] = {k: v.to(device) for k, v in value.items()}
     return out  # type: ignore[return-value]
+
+
+def concat_rows(groups: list[TokenRows], pad_token_id: int) -> tuple[TokenRows, list[int]]:
+    """Stack several row groups into one right-padded group (for a single fused forward pass).
+
+    Rows are independent under causal attention with right padding, so one forward over the stacked rows
+    gives exactly the logits of separate forwards. Returns the stacked rows (without ``edit_index``) and the
+    row count of each group, for :func:`split_rows`.
+    """
+    width = max(int(g["input_ids"].shape[1]) for g in groups)
+
+    def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    stacked: TokenRows = {
+        "input_ids": torch.cat([pad(g["input_ids"], pad_token_id) for g in groups]),
+        "attention_mask": torch.cat([pad(g["attention_mask"], 0) for g in groups]),
+        "labels": torch.cat([pad(g["labels"], -100) for g in groups]),
+    }
+    return stacked, [int(g["input_ids"].shape[0]) for g in groups]
+
+
+def split_rows(tensor: torch.Tensor, sizes: list[int], widths: list[int]) -> list[torch.Tensor]:
+    """Undo :func:`concat_rows` on a ``[rows, T, ...]`` output: split by row counts, trim to widths."""
+    parts = torch.split(tensor, sizes)
+    return [part[:, :width] for part, width in zip(parts, widths, strict=True)]
+
+
+def num_rows(rows: TokenRows) -> int:
+    """Number of rows in a group."""
+    return int(rows["input_ids"].shape[0])

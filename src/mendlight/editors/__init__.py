@@ -1,0 +1,7 @@
+"""Editors: each a LightningModule selectable by class name (``--model MEND``)."""
+
+from mendlight.editors.base import Editor
+from mendlight.editors.ft import FT
+from mendlight.editors.mend import MEND
+
+__all__ = ["Editor", "FT", "MEND"]

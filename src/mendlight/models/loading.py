@@ -64,7 +64,7 @@ class ModelLoadError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """Directory for mendlight's caches: ``$MENDLIGHT_CACHE`` or the user cache dir (``~/.cache/mendlight``)."""
+    """Directory for mendlight's caches: ``$MENDLIGHT_CACHE`` or the user cache dir (~/.cache/mendlight)."""
     env = os.environ.get("MENDLIGHT_CACHE")
     if env:
         return Path(env).expanduser()
@@ -93,7 +93,9 @@ def embedded_model_file(alias: str) -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / spec_info.filename
     if not path.is_file():
-        raise ModelLoadError(f"package {spec_info.package!r} is installed but {path} is missing; reinstall it")
+        raise ModelLoadError(
+            f"package {spec_info.package!r} is installed but {path} is missing; reinstall it"
+        )
     return path
 
 
@@ -141,7 +143,9 @@ def resolve_model_dir(ref: str) -> str:
         return str(_dequantised_gguf_dir(path))
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelLoadError(f"{ref!r} is a directory but has no config.json; pass a Hugging Face model dir")
+            raise ModelLoadError(
+                f"{ref!r} is a directory but has no config.json; pass a Hugging Face model dir"
+            )
         return str(path)
     if path.suffix or ref.startswith((".", "/", "~")):
         raise ModelLoadError(f"base model path {ref!r} does not exist")
@@ -185,8 +189,16 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
             module.p = 0.0
     config = getattr(model, "config", None)
     if config is not None:
-        for attr in ("dropout", "attention_dropout", "activation_dropout", "resid_pdrop", "embd_pdrop",
-                     "attn_pdrop", "hidden_dropout_prob", "attention_probs_dropout_prob"):
+        for attr in (
+            "dropout",
+            "attention_dropout",
+            "activation_dropout",
+            "resid_pdrop",
+            "embd_pdrop",
+            "attn_pdrop",
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+        ):
             if isinstance(getattr(config, attr, None), float):
                 setattr(config, attr, 0.0)
     return model
@@ -199,6 +211,7 @@ def load_base_model(ref: str, dtype: str | torch.dtype = "float32", seed: int = 
         ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<type>``, or hub name.
         dtype: weight dtype (``float32``, ``bfloat16`` or ``float16``).
         seed: initialisation seed, used only by tiny random models.
+
     """
     torch_dtype = resolve_dtype(dtype)
     if is_tiny_ref(ref):

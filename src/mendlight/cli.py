@@ -1,0 +1,166 @@
+"""The ``mendlight`` command: LightningCLI with ``fit``, ``validate``, ``test``, ``predict`` and ``edit``.
+
+Editors and data modules are chosen by class (``--model MEND``, ``--data EditDataModule``) or by a config
+file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/version_N/`` with the resolved
+``config.yaml``, TensorBoard events, checkpoints and, for ``test``, ``results.json``/``results.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from pytorch_lightning import Trainer
+from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
+
+from mendlight.data.module import EditDataModule
+from mendlight.editors import Editor
+
+DEFAULT_RUN_NAME = "mendlight"
+
+
+class MendTrainer(Trainer):
+    """Lightning's Trainer plus the ``edit`` subcommand."""
+
+    def edit(
+        self,
+        model: Editor,
+        datamodule: EditDataModule | None = None,
+        ckpt_path: str | None = None,
+        prompt: str | None = None,
+        target: str | None = None,
+        rephrases: list[str] | None = None,
+        file: str | None = None,
+        save: str | None = None,
+        max_new_tokens: int = 12,
+    ) -> dict:
+        """Apply edits with an editor and print pre-/post-edit greedy outputs; optionally save the model.
+
+        Args:
+            model: the editor (from ``-c`` config; its trained weights come from ``ckpt_path``).
+            datamodule: tokenises the edit (its tokenizer is the base model's).
+            ckpt_path: trained editor checkpoint (needed for MEND; FT needs none).
+            prompt: the edit prompt, e.g. "The capital of France is".
+            target: the new target, e.g. "Rome".
+            rephrases: extra prompts to check the edit generalises to.
+            file: a JSONL file of edit records applied together (instead of prompt/target).
+            save: write the edited model to this directory as a plain Hugging Face model.
+            max_new_tokens: tokens of greedy output shown per prompt.
+
+        """
+        from mendlight.edit_command import run_edit
+
+        return run_edit(
+            model,
+            datamodule,
+            ckpt_path=ckpt_path,
+            prompt=prompt,
+            target=target,
+            rephrases=list(rephrases or []),
+            file=file,
+            save=save,
+            max_new_tokens=max_new_tokens,
+        )
+
+
+class TBSaveConfigCallback(SaveConfigCallback):
+    """Save ``config.yaml`` and also show the resolved config in TensorBoard's TEXT tab."""
+
+    def save_config(self, trainer: Trainer, pl_module, stage: str) -> None:
+        """Write the resolved config as indented text (a code block in TensorBoard)."""
+        experiment = getattr(trainer.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            text = self.parser.dump(self.config, skip_none=False)
+            experiment.add_text("config", "    " + text.replace("\n", "\n    "), 0)
+
+
+class MendLightCLI(LightningCLI):
+    """LightningCLI with the ``edit`` subcommand, run names from config stems, and linked tokenizers."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands plus ``edit``."""
+        return {**LightningCLI.subcommands(), "edit": {"model", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser) -> None:
+        """The data module tokenises with the editor's base model: one source of truth."""
+        parser.link_arguments("model.init_args.base_model", "data.init_args.tokenizer")
+
+    def before_instantiate_classes(self) -> None:
+        """Name the run after the first config file: ``runs/<config stem>/version_N``."""
+        cfg = self.config[self.subcommand]
+        logger = cfg.get("trainer", {}).get("logger")
+        if cfg.get("config") and logger and not isinstance(logger, bool):
+            init_args = logger.get("init_args") if hasattr(logger, "get") else None
+            if init_args is not None and init_args.get("name") in (None, DEFAULT_RUN_NAME, "lightning_logs"):
+                init_args["name"] = Path(str(cfg.config[0])).stem
+
+    def before_fit(self) -> None:
+        """Refuse to train a test-time editor, with a message saying what to run instead."""
+        if not getattr(self.model, "requires_training", True):
+            name = type(self.model).__name__
+            sys.stderr.write(
+                f"\nmendlight: {name} is a test-time editor; it has nothing to train.\n"
+                f"Evaluate it directly with `mendlight test -c <config>` or apply an edit with "
+                f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
+            )
+            raise SystemExit(2)
+
+
+def _quiet_known_noise() -> None:
+    """Silence warnings that are expected on this stack (STYLE.md §1.11)."""
+    for pattern in (
+        ".*isinstance.treespec, LeafSpec.*",
+        ".*module\\(s\\) in eval mode.*",
+        ".*litlogger.*",
+        ".*does not have many workers.*",
+        ".*The number of training batches.*",
+        ".*when using `ckpt_path`, callbacks used to create the checkpoint.*",
+    ):
+        warnings.filterwarnings("ignore", message=pattern)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of the ``mendlight`` console script and ``python -m mendlight``."""
+    _quiet_known_noise()
+    MendLightCLI(
+        Editor,
+        EditDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_class=MendTrainer,
+        trainer_defaults={
+            "inference_mode": False,  # editors need autograd during validation and test
+            "logger": {
+                "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": "runs", "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
+            },
+            "callbacks": [
+                {
+                    "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "monitor": "val/loss",
+                        "mode": "min",
+                        "save_last": True,
+                        "save_top_k": 1,
+                        "filename": "best-{step}",
+                        "auto_insert_metric_name": False,
+                    },
+                },
+            ],
+        },
+        save_config_callback=TBSaveConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()

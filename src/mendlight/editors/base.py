@@ -1,0 +1,319 @@
+"""The shared editor LightningModule: a frozen base model, the edit protocol, losses, metrics, checkpoints.
+
+A concrete editor implements only :meth:`Editor.edit` (an edit batch → parameter deltas) and, if it learns,
+its trainable modules. Everything else — the training objective ``c_edit·NLL(x'_e) + c_loc·KL(pre‖post)``,
+validation/test metrics, sample tables, results files and editor-only checkpoints — lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from mendlight.data.batch import EditBatch, TokenRows, concat_rows, num_rows, split_rows
+from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_only, record_rows, update_metrics
+from mendlight.losses import kl_locality, masked_nll, sequence_success
+from mendlight.models.arch import resolve_edit_params
+from mendlight.models.functional import ParamDeltas, forward_with, greedy_continuations, state_fingerprint
+from mendlight.models.loading import load_base_model, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+BASE_PREFIX = "base."
+HP_METRICS = ("es", "es_equiv", "es_edit", "acc_drawdown", "ppl_drawdown", "locality", "edit_latency_s")
+
+
+class Editor(pl.LightningModule):
+    """Base class of every editor: wraps a frozen base model and runs the edit protocol.
+
+    Subclasses implement :meth:`edit`. The base model is never mutated: edits are evaluated functionally.
+
+    Args:
+        base_model: base model reference: an embedded alias (``smollm2-135m``), a ``.gguf`` file, a local
+            Hugging Face directory, a hub name, or ``tiny-random-<type>`` for tests.
+        dtype: dtype of the frozen base weights (``float32``, ``bfloat16``, ``float16``).
+        edit_params: weights to edit, as exact names or glob patterns; default: the architecture table
+            (the MLP weights of the last 3 blocks).
+        c_edit: weight of the edit (rephrase NLL) loss.
+        c_loc: weight of the locality KL loss.
+        n_samples: sample edits per validation/test epoch shown with greedy pre/post outputs in reports.
+        sample_tokens: tokens generated for each sample output.
+        optimizer: optimizer factory for the editor's parameters (the base is never optimised).
+
+    """
+
+    #: False for test-time editors (FT): ``mendlight fit`` refuses them with a clear message.
+    requires_training: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        base_model: str = "smollm2-135m",
+        dtype: str = "float32",
+        edit_params: list[str] | None = None,
+        c_edit: float = 0.1,
+        c_loc: float = 1.0,
+        n_samples: int = 8,
+        sample_tokens: int = 8,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer_factory = optimizer
+        self.base = load_base_model(base_model, dtype)
+        self.edit_names = resolve_edit_params(self.base, edit_params)
+        self.stage_metrics = torch.nn.ModuleDict(
+            {"val_metrics": StageMetrics(), "test_metrics": StageMetrics()}
+        )
+        self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
+        self._records: list[dict] = []
+        self._samples: list[dict] = []
+
+    # ------------------------------------------------------------------ the algorithm
+    def edit(self, rows: TokenRows) -> ParamDeltas:
+        """Compute parameter deltas that make the model produce each edit row's labels.
+
+        Args:
+            rows: the edit inputs x_e with labels y_e (k rows = k simultaneous edits).
+
+        Returns:
+            ``{weight name: delta}`` for the edited weights; differentiable w.r.t. the editor's parameters.
+
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def tokenizer(self):
+        """The base model's tokenizer (loaded lazily, shared with the data module's cache)."""
+        return load_tokenizer(self.hparams.base_model)
+
+    @property
+    def pad_token_id(self) -> int:
+        """Padding id used when row groups are fused into one forward pass."""
+        pad = self.tokenizer.pad_token_id
+        return 0 if pad is None else int(pad)
+
+    def logits(self, groups: list[TokenRows], deltas: ParamDeltas | None = None) -> list[torch.Tensor]:
+        """Logits of several row groups at ``θ + Δ`` in one fused forward pass, split back per group."""
+        nonempty = [g for g in groups if num_rows(g)]
+        if not nonempty:
+            return [g["labels"].new_zeros((0, g["labels"].shape[1], 1), dtype=torch.float) for g in groups]
+        stacked, sizes = concat_rows(nonempty, self.pad_token_id)
+        out = forward_with(self.base, deltas, stacked["input_ids"], stacked["attention_mask"])
+        parts = iter(split_rows(out, sizes, [int(g["input_ids"].shape[1]) for g in nonempty]))
+        vocab = out.shape[-1]
+        return [
+            next(parts) if num_rows(g) else out.new_zeros((0, g["labels"].shape[1], vocab)) for g in groups
+        ]
+
+    def base_fingerprint(self) -> str:
+        """SHA-256 of the edited weights' original values (identifies the base model in checkpoints)."""
+        return state_fingerprint(self.base, list(self.edit_names))
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: EditBatch, batch_idx: int) -> torch.Tensor | None:
+        """One training step: edit, then ``c_edit·NLL(equiv) + c_loc·KL(pre‖post)`` on locality rows."""
+        equiv, loc = batch["equiv"], batch["loc"]
+        with torch.no_grad():
+            (pre_loc,) = self.logits([loc])
+        deltas = self.edit(batch["edit"])
+        post_equiv, post_loc = self.logits([equiv, loc], deltas)
+        loss_edit = masked_nll(post_equiv, equiv["labels"])
+        loss_loc = kl_locality(pre_loc, post_loc, loc["attention_mask"])
+        loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
+        k = num_rows(batch["edit"])
+        if not torch.isfinite(loss):
+            self.skipped_steps += 1
+            log.warning(
+                "skipping step %d: non-finite loss (%d skipped so far)",
+                self.global_step,
+                int(self.skipped_steps),
+            )
+            self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=k)
+            return None
+        with torch.no_grad():
+            es_equiv = sequence_success(post_equiv, equiv["labels"]).float().mean()
+        self.log_dict(
+            {
+                "train/loss": loss,
+                "train/loss_edit": loss_edit,
+                "train/loss_loc": loss_loc,
+                "train/es_equiv": es_equiv,
+            },
+            prog_bar=True,
+            batch_size=k,
+        )
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip (and count) an optimizer step whose accumulated gradients are not finite."""
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not all(torch.isfinite(g).all() for g in grads):
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+            self.skipped_steps += 1
+            log.warning(
+                "skipping optimizer step %d: non-finite gradients (%d skipped so far)",
+                self.global_step,
+                int(self.skipped_steps),
+            )
+        self.log("train/skipped_steps", self.skipped_steps.float())
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters the optimizer may update: never the base model's."""
+        return [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith(BASE_PREFIX)]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """One optimizer over the editor's own parameters (editors with groups override this)."""
+        params = self.trainable_parameters()
+        if not params:
+            raise RuntimeError(f"{type(self).__name__} has no trainable parameters; it is a test-time editor")
+        return self.optimizer_factory(params)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_batch(self, batch: EditBatch) -> EditLogits:
+        """Pre-edit logits, the timed edit, and post-edit logits of one evaluation batch."""
+        true = batch.get("true")
+        with torch.no_grad():
+            pre = self.logits([batch["loc"]] + ([true] if true is not None else []))
+        start = time.perf_counter()
+        deltas = self.edit(batch["edit"])
+        latency = time.perf_counter() - start
+        deltas = {k: v.detach() for k, v in deltas.items()}
+        with torch.no_grad():
+            post_edit, post_equiv, post_loc = self.logits(
+                [batch["edit"], batch["equiv"], batch["loc"]], deltas
+            )
+        self._last_deltas = deltas
+        return EditLogits(
+            pre[0], post_edit, post_equiv, post_loc, pre[1] if true is not None else None, latency
+        )
+
+    def _eval_step(self, batch: EditBatch, stage: str) -> None:
+        out = self.evaluate_batch(batch)
+        equiv, edit = batch["equiv"], batch["edit"]
+        nll = (
+            masked_nll(out.post_equiv, equiv["labels"])
+            if num_rows(equiv)
+            else masked_nll(out.post_edit, edit["labels"])
+        )
+        loss = self.hparams.c_edit * nll + self.hparams.c_loc * kl_locality(
+            out.pre_loc, out.post_loc, batch["loc"]["attention_mask"]
+        )
+        k = num_rows(edit)
+        metrics = self.stage_metrics[f"{stage}_metrics"]
+        update_metrics(metrics, batch, out)
+        self.log(f"{stage}/loss", loss, batch_size=k, sync_dist=True)
+        for name, metric in metrics.named().items():
+            self.log(f"{stage}/{name}", metric, on_epoch=True, on_step=False, batch_size=k)
+        rows = record_rows(batch, out)
+        self._add_samples(batch, rows, self._last_deltas)
+        if stage == "test":
+            self._records.extend(rows)
+
+    def _add_samples(self, batch: EditBatch, rows: list[dict], deltas: ParamDeltas) -> None:
+        room = self.hparams.n_samples - len(self._samples)
+        if room <= 0:
+            return
+        ids, mask = prompt_only(batch["edit"])
+        ids, mask = ids[:room], mask[:room]
+        eos = self.tokenizer.eos_token_id
+        n = self.hparams.sample_tokens
+        pre = greedy_continuations(self.base, None, ids, mask, n, eos)
+        post = greedy_continuations(self.base, deltas, ids, mask, n, eos)
+        for row, a, b in zip(rows, pre, post, strict=False):
+            row["pre_output"] = self.tokenizer.decode(a, skip_special_tokens=True)
+            row["post_output"] = self.tokenizer.decode(b, skip_special_tokens=True)
+            self._samples.append(row)
+
+    def validation_step(self, batch: EditBatch, batch_idx: int) -> None:
+        """Edit each validation batch from the unedited base and update ``val/*`` metrics."""
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: EditBatch, batch_idx: int) -> None:
+        """Edit each test batch from the unedited base; collect per-record rows for ``results.json``."""
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: EditBatch, batch_idx: int) -> list[dict]:
+        """Per-record results with greedy pre/post outputs (``mendlight predict``)."""
+        out = self.evaluate_batch(batch)
+        rows = record_rows(batch, out)
+        ids, mask = prompt_only(batch["edit"])
+        eos, n = self.tokenizer.eos_token_id, self.hparams.sample_tokens
+        pre = greedy_continuations(self.base, None, ids, mask, n, eos)
+        post = greedy_continuations(self.base, self._last_deltas, ids, mask, n, eos)
+        for row, a, b in zip(rows, pre, post, strict=True):
+            row["pre_output"] = self.tokenizer.decode(a, skip_special_tokens=True)
+            row["post_output"] = self.tokenizer.decode(b, skip_special_tokens=True)
+        return rows
+
+    # ------------------------------------------------------------------ epoch hooks and reports
+    def on_validation_epoch_start(self) -> None:
+        """Reset the sample table."""
+        self._samples = []
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_test_start(self) -> None:
+        """Reset the per-record rows."""
+        self._records = []
+
+    def on_validation_epoch_end(self) -> None:
+        """Write the sample edits table to TensorBoard."""
+        from mendlight.editors.reports import log_samples
+
+        log_samples(self, "val")
+
+    def on_test_epoch_end(self) -> None:
+        """Write the sample table, ``results.json``/``results.md`` and the HPARAMS summary."""
+        from mendlight.editors.reports import finish_test
+
+        finish_test(self)
+
+    def on_fit_start(self) -> None:
+        """Register the hyperparameters with real metric tags so TensorBoard's HPARAMS tab fills in."""
+        if isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero:
+            self.logger.log_hyperparams(self.loggable_hparams(), {f"val/{m}": 0.0 for m in HP_METRICS})
+
+    def loggable_hparams(self) -> dict[str, Any]:
+        """Hyperparameters as primitives (class name included) for TensorBoard."""
+        hp = {k: v for k, v in self.hparams.items() if not k.startswith("_")}
+        hp["editor"] = type(self).__name__
+        return {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in hp.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep base weights out of checkpoints; record the base model's identity instead."""
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(BASE_PREFIX)]:
+            del state[key]
+        checkpoint["mendlight"] = {
+            "base_model": self.hparams.base_model,
+            "edit_params": list(self.edit_names),
+            "edited_weights_sha256": self.base_fingerprint(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refill base weights from the loaded base (strict loading still catches editor-key drift)."""
+        state = checkpoint["state_dict"]
+        for key, value in self.state_dict().items():
+            if key.startswith(BASE_PREFIX):
+                state.setdefault(key, value)
+        info = checkpoint.get("mendlight", {})
+        if info.get("edit_params") and list(info["edit_params"]) != list(self.edit_names):
+            raise ValueError(
+                f"checkpoint edits {info['edit_params']} but this editor edits {self.edit_names}; "
+                "use the config the checkpoint was trained with (-c runs/<name>/version_N/config.yaml)"
+            )
+        if info.get("edited_weights_sha256") and info["edited_weights_sha256"] != self.base_fingerprint():
+            log.warning(
+                "checkpoint was trained on a different base model (%s): edited weights differ",
+                info.get("base_model"),
+            )

@@ -1,0 +1,172 @@
+"""Evaluation of one edit batch: metric updates and per-record result rows (DESIGN.md §5).
+
+The editor computes logits before and after its edit; this module turns them into the paper's numbers:
+edit success on the edit input, on rephrases and pooled (Eq. 1), accuracy and perplexity drawdown on the
+locality rows, EasyEdit's pre/post agreement, and the per-record rows written to ``results.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from mendlight.data.batch import EditBatch, TokenRows
+from mendlight.metrics import (
+    AccuracyDrawdown,
+    EditSuccess,
+    LocalityAgreement,
+    PerplexityDrawdown,
+    has_target,
+    sequence_correct,
+    token_nll,
+)
+
+
+class StageMetrics(nn.Module):
+    """The torchmetrics objects of one stage (``val`` or ``test``), logged as ``<stage>/<name>``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.es = EditSuccess()
+        self.es_edit = EditSuccess()
+        self.es_equiv = EditSuccess()
+        self.acc_drawdown = AccuracyDrawdown()
+        self.ppl_drawdown = PerplexityDrawdown()
+        self.locality = LocalityAgreement()
+        self.edit_latency_s = MeanMetric()
+
+    def named(self) -> dict[str, nn.Module]:
+        """Name → metric, in reporting order."""
+        return {
+            "es": self.es,
+            "es_edit": self.es_edit,
+            "es_equiv": self.es_equiv,
+            "acc_drawdown": self.acc_drawdown,
+            "ppl_drawdown": self.ppl_drawdown,
+            "locality": self.locality,
+            "edit_latency_s": self.edit_latency_s,
+        }
+
+
+@dataclass
+class EditLogits:
+    """Logits of one evaluated batch: unedited on locality/true rows, edited on edit/equiv/locality rows."""
+
+    pre_loc: torch.Tensor
+    post_edit: torch.Tensor
+    post_equiv: torch.Tensor
+    post_loc: torch.Tensor
+    pre_true: torch.Tensor | None
+    latency_s: float
+
+
+def _pred(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(-1)
+
+
+def update_metrics(metrics: StageMetrics, batch: EditBatch, out: EditLogits) -> None:
+    """Feed one batch into the stage's metrics."""
+    edit, equiv, loc = batch["edit"], batch["equiv"], batch["loc"]
+    post_edit, post_equiv = _pred(out.post_edit), _pred(out.post_equiv)
+    metrics.es_edit.update(post_edit, edit["labels"])
+    metrics.es.update(post_edit, edit["labels"])
+    if equiv["labels"].shape[0]:
+        metrics.es_equiv.update(post_equiv, equiv["labels"])
+        metrics.es.update(post_equiv, equiv["labels"])
+    if loc["labels"].shape[0]:
+        pre_loc, post_loc = _pred(out.pre_loc), _pred(out.post_loc)
+        metrics.acc_drawdown.update(pre_loc, post_loc, loc["labels"])
+        metrics.locality.update(pre_loc, post_loc, loc["labels"])
+        pre_nll, n_tok = token_nll(out.pre_loc, loc["labels"])
+        post_nll, _ = token_nll(out.post_loc, loc["labels"])
+        metrics.ppl_drawdown.update(pre_nll, post_nll, n_tok)
+    metrics.edit_latency_s.update(torch.tensor(out.latency_s))
+
+
+def _row_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[float], list[int]]:
+    sums, counts = [], []
+    for row_logits, row_labels in zip(logits, labels, strict=True):
+        s, n = token_nll(row_logits.unsqueeze(0), row_labels.unsqueeze(0))
+        sums.append(float(s))
+        counts.append(int(n))
+    return sums, counts
+
+
+def _by_edit(values: torch.Tensor, index: torch.Tensor, k: int) -> list[list[float]]:
+    out: list[list[float]] = [[] for _ in range(k)]
+    for v, i in zip(values.tolist(), index.tolist(), strict=True):
+        out[i].append(v)
+    return out
+
+
+def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
+    """Per-record result rows (the schema of :func:`mendlight.reporting.summarise`)."""
+    edit, equiv, loc, meta = batch["edit"], batch["equiv"], batch["loc"], batch["meta"]
+    k = edit["input_ids"].shape[0]
+    es_edit = sequence_correct(_pred(out.post_edit), edit["labels"]).tolist()
+    equiv_ok = _by_edit(
+        sequence_correct(_pred(out.post_equiv), equiv["labels"]).float(),
+        equiv.get("edit_index", torch.zeros(0, dtype=torch.long)),
+        k,
+    )
+    loc_index = loc.get("edit_index", torch.zeros(0, dtype=torch.long))
+    pre_loc, post_loc = _pred(out.pre_loc), _pred(out.post_loc)
+    scored = loc["labels"] != -100
+    agree = ((pre_loc == post_loc) & scored).sum(-1).float() / scored.sum(-1).clamp(min=1).float()
+    pre_nll, n_tok = _row_nll(out.pre_loc, loc["labels"])
+    post_nll, _ = _row_nll(out.post_loc, loc["labels"])
+    loc_cols = {
+        "pre": _by_edit(sequence_correct(pre_loc, loc["labels"]).float(), loc_index, k),
+        "post": _by_edit(sequence_correct(post_loc, loc["labels"]).float(), loc_index, k),
+        "agree": _by_edit(agree, loc_index, k),
+        "pre_nll": _by_edit(torch.tensor(pre_nll), loc_index, k),
+        "post_nll": _by_edit(torch.tensor(post_nll), loc_index, k),
+        "tokens": _by_edit(torch.tensor(n_tok, dtype=torch.float), loc_index, k),
+    }
+    known: list[bool | None] = [None] * k
+    if out.pre_true is not None and "true" in batch:
+        ok = sequence_correct(_pred(out.pre_true), batch["true"]["labels"]).tolist()
+        present = has_target(batch["true"]["labels"]).tolist()
+        known = [bool(o) if p else None for o, p in zip(ok, present, strict=True)]
+    rows = []
+    for j in range(k):
+        rows.append(
+            {
+                "id": meta["ids"][j],
+                "prompt": meta["prompts"][j],
+                "target": meta["targets"][j],
+                "target_true": meta["targets_true"][j],
+                "known": known[j],
+                "es_edit": int(es_edit[j]),
+                "equiv_success": int(sum(equiv_ok[j])),
+                "equiv_total": len(equiv_ok[j]),
+                "loc_pre_correct": int(sum(loc_cols["pre"][j])),
+                "loc_post_correct": int(sum(loc_cols["post"][j])),
+                "loc_total": len(loc_cols["pre"][j]),
+                "loc_agree_sum": float(sum(loc_cols["agree"][j])),
+                "loc_pre_nll": float(sum(loc_cols["pre_nll"][j])),
+                "loc_post_nll": float(sum(loc_cols["post_nll"][j])),
+                "loc_tokens": int(sum(loc_cols["tokens"][j])),
+                "latency_s": out.latency_s,
+                "pre_output": "",
+                "post_output": "",
+            }
+        )
+    return rows
+
+
+def prompt_only(rows: TokenRows) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut each edit row back to its prompt (the tokens before the first labelled position's target)."""
+    labels = rows["labels"]
+    scored = labels != -100
+    first = torch.where(scored.any(-1), scored.float().argmax(-1), rows["attention_mask"].sum(-1) - 1)
+    ids = rows["input_ids"].clone()
+    mask = torch.zeros_like(rows["attention_mask"])
+    for r, last in enumerate(first.tolist()):
+        mask[r, : last + 1] = 1
+    ids[mask == 0] = 0
+    width = int(mask.sum(-1).max())
+    return ids[:, :width], mask[:, :width]

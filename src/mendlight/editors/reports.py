@@ -1,0 +1,96 @@
+"""What an editor writes at the end of validation and test: TensorBoard tables, results files, HPARAMS."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from mendlight.metrics import PROTOCOLS
+from mendlight.reporting import build_results, results_markdown, write_results
+
+if TYPE_CHECKING:
+    from mendlight.editors.base import Editor
+
+log = logging.getLogger(__name__)
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", "⏎")
+
+
+def samples_markdown(samples: list[dict]) -> str:
+    """A Markdown table of sample edits: prompt, target, pre-edit and post-edit greedy output."""
+    lines = ["| prompt | target | pre-edit output | post-edit output | success |", "|---|---|---|---|---|"]
+    for s in samples:
+        lines.append(
+            f"| {_cell(s['prompt'])} | {_cell(s['target'])} | {_cell(s['pre_output'])} | "
+            f"{_cell(s['post_output'])} | {'✓' if s['es_edit'] else '✗'} |"
+        )
+    return "\n".join(lines)
+
+
+def _experiment(editor: Editor):
+    logger = editor.logger
+    return logger.experiment if isinstance(logger, TensorBoardLogger) else None
+
+
+def log_samples(editor: Editor, stage: str) -> None:
+    """Write the epoch's sample edits to TensorBoard's TEXT tab (rank 0 only)."""
+    experiment = _experiment(editor)
+    if editor._samples and experiment is not None and editor.trainer.is_global_zero:
+        experiment.add_text(f"{stage}/sample_edits", samples_markdown(editor._samples), editor.global_step)
+
+
+def _gather(rows: list[dict]) -> list[dict]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        parts: list = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, rows)
+        return [row for part in parts for row in part]
+    return rows
+
+
+def run_dir(editor: Editor) -> Path:
+    """Where this run's files go: the logger's version directory, else the trainer's root directory."""
+    trainer = editor.trainer
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def finish_test(editor: Editor) -> None:
+    """Write results.json / results.md, print the table, and fill TensorBoard's HPARAMS and TEXT tabs."""
+    log_samples(editor, "test")
+    rows = _gather(editor._records)
+    if not editor.trainer.is_global_zero or not rows:
+        return
+    datamodule = getattr(editor.trainer, "datamodule", None)
+    dataset = str(getattr(getattr(datamodule, "hparams", {}), "get", lambda *_: "?")("dataset", "?"))
+    protocol = {
+        "edits": "each test batch is edited from the unedited base; k simultaneous edits per batch",
+        "n_edits_per_batch": getattr(datamodule, "eval_n_edits", None) if datamodule else None,
+        "labels": "teacher-forced: the prompt is followed by the target tokens",
+        "metrics": PROTOCOLS,
+    }
+    results = build_results(
+        rows,
+        editor=type(editor).__name__,
+        base_model=editor.hparams.base_model,
+        dataset=dataset,
+        split="test",
+        protocol=protocol,
+        extra={"hparams": editor.loggable_hparams(), "skipped_steps": int(editor.skipped_steps)},
+    )
+    directory = run_dir(editor)
+    json_path, md_path = write_results(directory, results)
+    table = results_markdown(results)
+    print("\n" + table + f"\n\nWrote {json_path} and {md_path}\n")
+    experiment = _experiment(editor)
+    if experiment is not None:
+        experiment.add_text("test/results", table, editor.global_step)
+        summary = results["subsets"]["all"]
+        metrics = {
+            f"test/{k}": float(v) for k, v in summary.items() if isinstance(v, int | float) and v is not None
+        }
+        editor.logger.log_hyperparams(editor.loggable_hparams(), metrics)

@@ -1,0 +1,113 @@
+"""Edit a model without mutating it: parameter deltas applied through ``torch.func.functional_call``.
+
+An edit is a :data:`ParamDeltas` mapping (weight name → additive delta). :func:`forward_with` evaluates the
+model at ``θ + Δ`` functionally, so gradients flow into whatever produced Δ (an editor network, α) but never
+into the base weights, and the base stays bit-for-bit unchanged. :func:`materialised` writes an edit into the
+weights temporarily (restoring the exact original tensors afterwards) for saving or generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch.func import functional_call
+
+ParamDeltas = dict[str, torch.Tensor]
+
+
+def edited_params(model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``{name: W + Δ}`` for every edited weight, Δ cast to the weight's dtype."""
+    out = {}
+    for name, delta in deltas.items():
+        weight = model.get_parameter(name)
+        out[name] = weight + delta.to(weight.dtype)
+    return out
+
+
+def forward_with(
+    model: torch.nn.Module,
+    deltas: Mapping[str, torch.Tensor] | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits of ``model`` at ``θ + Δ`` (or at θ when ``deltas`` is empty) without touching its parameters."""
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if not deltas:
+        return model(**kwargs).logits
+    return functional_call(model, edited_params(model, deltas), args=(), kwargs=kwargs, strict=False).logits
+
+
+@contextmanager
+def materialised(model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) -> Iterator[torch.nn.Module]:
+    """Write ``θ + Δ`` into the edited weights for the duration of the block, then restore the originals.
+
+    The original tensors are copied before and copied back after, so the base is bit-for-bit unchanged
+    afterwards (no ``W + Δ − Δ`` rounding).
+    """
+    saved = {}
+    with torch.no_grad():
+        for name, delta in deltas.items():
+            weight = model.get_parameter(name)
+            saved[name] = weight.detach().clone()
+            weight.add_(delta.detach().to(weight.dtype))
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, original in saved.items():
+                model.get_parameter(name).copy_(original)
+
+
+def save_edited(model, tokenizer, deltas: Mapping[str, torch.Tensor], out_dir: str | Path) -> Path:
+    """Save ``θ + Δ`` as a plain Hugging Face model directory (loadable with ``from_pretrained``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with materialised(model, deltas):
+        model.save_pretrained(out)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    return out
+
+
+@torch.no_grad()
+def greedy_continuations(
+    model: torch.nn.Module,
+    deltas: Mapping[str, torch.Tensor] | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    max_new_tokens: int,
+    eos_token_id: int | None = None,
+) -> list[list[int]]:
+    """Greedy continuation ids of each right-padded row at ``θ + Δ``, computed functionally.
+
+    A plain loop without a KV cache: meant for the handful of sample edits in reports, not bulk decoding.
+    """
+    rows = []
+    for ids, mask in zip(input_ids, attention_mask, strict=True):
+        seq = ids[mask.bool()].unsqueeze(0)
+        new: list[int] = []
+        for _ in range(max_new_tokens):
+            logits = forward_with(model, deltas, seq, torch.ones_like(seq))
+            nxt = int(logits[0, -1].argmax())
+            if eos_token_id is not None and nxt == eos_token_id:
+                break
+            new.append(nxt)
+            seq = torch.cat([seq, seq.new_tensor([[nxt]])], dim=1)
+        rows.append(new)
+    return rows
+
+
+def state_fingerprint(module: torch.nn.Module, names: list[str] | None = None) -> str:
+    """SHA-256 over the bytes of a module's parameters and buffers (or ``names``), for identity checks."""
+    digest = hashlib.sha256()
+    state = module.state_dict(keep_vars=False)
+    for key in sorted(names if names is not None else state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(key.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()

@@ -1,0 +1,416 @@
+"""Results files (``results.json`` / ``results.md``) and paper-style comparison tables.
+
+Per-record rows are plain dicts produced by an editor during ``test`` (see :func:`summarise` for the keys).
+The summary numbers use exactly the definitions of :mod:`mendlight.metrics` (recorded in
+:data:`mendlight.metrics.PROTOCOLS`), computed from sufficient statistics summed over records.
+
+CLI: ``python -m mendlight.reporting RESULTS.json|RUN_DIR [...] [--out FILE.md]`` prints a comparison table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mendlight.metrics import PROTOCOLS
+
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+SUBSET_LABELS: dict[str, str] = {"all": "all", "known": "known facts", "unknown": "unknown facts"}
+METRIC_KEYS: tuple[str, ...] = (
+    "es",
+    "es_edit",
+    "es_equiv",
+    "acc_drawdown",
+    "ppl_drawdown",
+    "locality",
+    "edit_latency_s",
+    "known_fraction",
+)
+# (column header, summary key, scale)
+_COLUMNS: tuple[tuple[str, str, float], ...] = (
+    ("ES", "es", 1.0),
+    ("ES (edit)", "es_edit", 1.0),
+    ("ES (rephrase)", "es_equiv", 1.0),
+    ("acc DD", "acc_drawdown", 1.0),
+    ("ppl DD", "ppl_drawdown", 1.0),
+    ("locality", "locality", 1.0),
+    ("latency (ms)", "edit_latency_s", 1000.0),
+)
+_SAMPLE_ROWS = 8
+_SAMPLE_CHARS = 160
+_REQUIRED_KEYS = ("editor", "subsets")
+
+
+def _values(rows: Iterable[Mapping[str, Any]], key: str) -> list[float]:
+    """Return the non-None values of ``key`` over ``rows`` (missing keys are skipped)."""
+    return [row[key] for row in rows if row.get(key) is not None]
+
+
+def _total(rows: Iterable[Mapping[str, Any]], key: str) -> float:
+    """Sum of the non-None values of ``key`` over ``rows``."""
+    return sum(_values(rows, key))
+
+
+def _ratio(num: float, den: float) -> float | None:
+    """``num / den``, or None when the denominator is zero (no data)."""
+    return None if not den else num / den
+
+
+def _safe_exp(x: float) -> float:
+    """``math.exp`` returning ``inf`` instead of raising on overflow."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:
+    """Summarise per-record rows with the metric definitions of :mod:`mendlight.metrics`.
+
+    Expected row keys (missing or None values count as "no data" for that statistic): ``es_edit`` (0/1),
+    ``equiv_success``, ``equiv_total``, ``loc_pre_correct``, ``loc_post_correct``, ``loc_total``,
+    ``loc_agree_sum``, ``loc_pre_nll``, ``loc_post_nll``, ``loc_tokens``, ``latency_s``, ``known``.
+
+    Args:
+        rows: Per-record dicts produced by an editor during ``test``.
+
+    Returns:
+        ``{"n_records", "es", "es_edit", "es_equiv", "acc_drawdown", "ppl_drawdown", "locality",
+        "edit_latency_s", "known_fraction"}``; ``es`` pools edit and rephrase rows,
+        ``(Σ es_edit + Σ equiv_success) / (n + Σ equiv_total)``; a metric without data is None.
+
+    """
+    edit = _values(rows, "es_edit")
+    n_edit, edit_ok = len(edit), float(sum(edit))
+    eq_ok, eq_n = _total(rows, "equiv_success"), _total(rows, "equiv_total")
+    loc_n = _total(rows, "loc_total")
+    tokens = _total(rows, "loc_tokens")
+    ppl_dd: float | None = None
+    if tokens:
+        ppl_dd = _safe_exp(_total(rows, "loc_post_nll") / tokens) - _safe_exp(
+            _total(rows, "loc_pre_nll") / tokens
+        )
+        if math.isnan(ppl_dd):  # inf - inf
+            ppl_dd = None
+    latency = _values(rows, "latency_s")
+    known = [bool(k) for k in _values(rows, "known")]
+    return {
+        "n_records": len(rows),
+        "es": _ratio(edit_ok + eq_ok, n_edit + eq_n),
+        "es_edit": _ratio(edit_ok, n_edit),
+        "es_equiv": _ratio(eq_ok, eq_n),
+        "acc_drawdown": _ratio(_total(rows, "loc_pre_correct") - _total(rows, "loc_post_correct"), loc_n),
+        "ppl_drawdown": ppl_dd,
+        "locality": _ratio(_total(rows, "loc_agree_sum"), loc_n),
+        "edit_latency_s": _ratio(sum(latency), len(latency)),
+        "known_fraction": _ratio(sum(known), len(known)),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    """Describe the machine: platform, CPU count, Python and torch versions, accelerator."""
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["device"] = f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            info["device"] = "mps"
+        else:
+            info["device"] = "cpu"
+    except ImportError:  # pragma: no cover - torch is a hard dependency of the package
+        info["torch"], info["device"] = None, "cpu"
+    return info
+
+
+def build_results(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    editor: str,
+    base_model: str,
+    dataset: str,
+    split: str,
+    protocol: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the content of ``results.json``.
+
+    Args:
+        rows: Per-record dicts (stored verbatim under ``"records"``).
+        editor: Editor name (e.g. ``"mend"``, ``"ft"``).
+        base_model: Name of the edited base model.
+        dataset: Dataset name.
+        split: Split name (e.g. ``"test"``).
+        protocol: Run protocol (seed, batch of edits, ...); the metric definitions are added under
+            ``protocol["metrics"]``.
+        extra: Further top-level keys (must not collide with the standard ones).
+
+    Returns:
+        ``{"editor", "base_model", "dataset", "split", "created", "machine", "protocol", "subsets",
+        "records", **extra}`` where ``subsets`` holds :func:`summarise` of all rows and, when some row has a
+        non-None ``known``, of the known and unknown rows.
+
+    Raises:
+        ValueError: If a key of ``extra`` collides with a standard key.
+
+    """
+    rows = list(rows)
+    subsets: dict[str, dict[str, Any]] = {"all": summarise(rows)}
+    if any(row.get("known") is not None for row in rows):
+        subsets["known"] = summarise([r for r in rows if r.get("known") is True])
+        subsets["unknown"] = summarise([r for r in rows if r.get("known") is False])
+    results: dict[str, Any] = {
+        "editor": editor,
+        "base_model": base_model,
+        "dataset": dataset,
+        "split": split,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "protocol": {**dict(protocol), "metrics": {k: PROTOCOLS[k] for k in METRIC_KEYS}},
+        "subsets": subsets,
+        "records": rows,
+    }
+    clash = sorted(set(extra or {}) & set(results))
+    if clash:
+        raise ValueError(f"extra keys collide with standard results keys: {clash}")
+    results.update(extra or {})
+    return results
+
+
+def _json_default(obj: Any) -> Any:
+    """JSON fallback for tensors, numpy scalars/arrays and paths."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # torch.Tensor, numpy arrays and scalars
+        return obj.tolist()
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(run_dir: str | os.PathLike[str], results: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``results.json`` (indent 2) and ``results.md`` into ``run_dir`` atomically.
+
+    Args:
+        run_dir: Run directory (created if needed).
+        results: Output of :func:`build_results`.
+
+    Returns:
+        ``(json_path, markdown_path)``.
+
+    """
+    run_dir = Path(run_dir)
+    json_path, md_path = run_dir / RESULTS_JSON, run_dir / RESULTS_MD
+    _atomic_write(json_path, json.dumps(results, indent=2, default=_json_default) + "\n")
+    _atomic_write(md_path, results_markdown(results))
+    return json_path, md_path
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a results file, or ``results.json`` inside a run directory.
+
+    Args:
+        path: A ``results.json`` file or a run directory containing one.
+
+    Returns:
+        The parsed results dict.
+
+    Raises:
+        FileNotFoundError: If the file (or the directory's ``results.json``) does not exist.
+        ValueError: If the file is not valid JSON or lacks the standard results keys.
+
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_JSON
+    if not p.is_file():
+        raise FileNotFoundError(f"results file not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a results file (invalid JSON): {p}: {exc}") from exc
+    if not isinstance(data, dict) or any(k not in data for k in _REQUIRED_KEYS):
+        raise ValueError(f"not a results file (expected keys {list(_REQUIRED_KEYS)}): {p}")
+    return data
+
+
+def format_number(value: Any, scale: float = 1.0) -> str:
+    """Format a table cell: 3 decimals for floats, integers as is, None/NaN as "–".
+
+    Args:
+        value: Number (or None).
+        scale: Multiplier applied to floats before formatting (e.g. 1000 for ms).
+
+    Returns:
+        The formatted string.
+
+    """
+    if value is None or isinstance(value, bool):
+        return "–" if value is None else str(value)
+    if isinstance(value, int) and scale == 1.0:
+        return str(value)
+    value = float(value) * scale
+    return "–" if math.isnan(value) else f"{value:.3f}"
+
+
+def _escape(text: Any, limit: int | None = _SAMPLE_CHARS) -> str:
+    """Make ``text`` safe for a Markdown table cell: escape pipes, turn newlines into ``<br>``."""
+    s = "" if text is None else str(text)
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1] + "…"
+    s = s.replace("\\", "\\\\").replace("|", "\\|")
+    return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
+
+
+def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+    """Render a Markdown table as lines."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return lines
+
+
+def _metric_cells(summary: Mapping[str, Any]) -> list[str]:
+    """Return the n and metric cells of one summary row."""
+    return [format_number(summary.get("n_records"))] + [
+        format_number(summary.get(key), scale) for _, key, scale in _COLUMNS
+    ]
+
+
+_METRIC_HEADER = ["n"] + [name for name, _, _ in _COLUMNS]
+
+
+def results_markdown(results: Mapping[str, Any]) -> str:
+    """Render one results dict as a paper-style Markdown report.
+
+    Args:
+        results: Output of :func:`build_results` (or a loaded ``results.json``).
+
+    Returns:
+        Markdown: a header line (editor, base model, dataset, split, date), a table with one row per subset
+        (all / known facts / unknown facts) and a "Samples" table with the first 8 records.
+
+    """
+    lines = [
+        f"# Editing results: {_escape(results.get('editor'), None)}",
+        "",
+        f"**Editor** {_escape(results.get('editor'), None)} · **base model** "
+        f"{_escape(results.get('base_model'), None)} · **dataset** {_escape(results.get('dataset'), None)} · "
+        f"**split** {_escape(results.get('split'), None)} · **date** {_escape(results.get('created'), None)}",
+        "",
+    ]
+    subsets = results.get("subsets", {})
+    body = [[SUBSET_LABELS.get(name, name), *_metric_cells(s)] for name, s in subsets.items()]
+    lines += _table(["subset", *_METRIC_HEADER], body)
+    known = subsets.get("all", {}).get("known_fraction")
+    if known is not None:
+        lines += [
+            "",
+            f"Known fraction (unedited model already gives the true target): {format_number(known)}",
+        ]
+    records = list(results.get("records") or [])[:_SAMPLE_ROWS]
+    if records:
+        lines += ["", "## Samples", ""]
+        sample_body = [
+            [_escape(r.get(k)) for k in ("prompt", "target", "pre_output", "post_output")] for r in records
+        ]
+        lines += _table(["prompt", "target", "pre-edit output", "post-edit output"], sample_body)
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(results_list: Sequence[Mapping[str, Any]]) -> str:
+    """Render a table comparing several editors on the same data (MEND paper Table 4 style).
+
+    Args:
+        results_list: Results dicts, one per editor run.
+
+    Returns:
+        Markdown: a line naming dataset, split and base model (plus a warning line when these differ across
+        inputs) and a table with one row per editor × subset.
+
+    """
+    lines = ["# Editor comparison", ""]
+    if not results_list:
+        return "\n".join([*lines, "(no results)"]) + "\n"
+    fields = ("dataset", "split", "base_model")
+    values = {f: list(dict.fromkeys(str(r.get(f)) for r in results_list)) for f in fields}
+    shown = {f: " / ".join(v) for f, v in values.items()}
+    lines.append(
+        f"**dataset** {_escape(shown['dataset'], None)} · **split** {_escape(shown['split'], None)} · "
+        f"**base model** {_escape(shown['base_model'], None)}"
+    )
+    differing = [f for f in fields if len(values[f]) > 1]
+    if differing:
+        lines.append("")
+        lines.append(
+            f"> **Warning:** the inputs differ in {', '.join(differing)}; "
+            "the rows are not directly comparable."
+        )
+    lines.append("")
+    body = [
+        [_escape(r.get("editor"), None), SUBSET_LABELS.get(name, name), *_metric_cells(s)]
+        for r in results_list
+        for name, s in r.get("subsets", {}).items()
+    ]
+    lines += _table(["editor", "subset", *_METRIC_HEADER], body)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print (and optionally write) a comparison table of several results files.
+
+    Args:
+        argv: Command-line arguments (defaults to ``sys.argv[1:]``): ``RESULTS [RESULTS ...] [--out FILE]``,
+            each RESULTS being a ``results.json`` file or a run directory containing one.
+
+    Returns:
+        Exit status 0. Errors (missing or invalid file) exit with status 2 and a message naming the path.
+
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m mendlight.reporting", description="Compare editors from results.json files."
+    )
+    parser.add_argument("results", nargs="+", help="results.json files or run directories containing one")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    args = parser.parse_args(argv)
+    loaded = []
+    for path in args.results:
+        try:
+            loaded.append(load_results(path))
+        except (FileNotFoundError, ValueError) as exc:
+            parser.error(str(exc))
+    table = comparison_markdown(loaded)
+    sys.stdout.write(table)
+    if args.out is not None:
+        _atomic_write(args.out, table)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
