@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
 
 from mendlight.data.module import EditDataModule
@@ -36,6 +37,7 @@ class MendTrainer(Trainer):
         file: str | None = None,
         save: str | None = None,
         max_new_tokens: int = 12,
+        weights_only: bool | None = None,
     ) -> dict:
         """Apply edits with an editor and print pre-/post-edit greedy outputs; optionally save the model.
 
@@ -49,6 +51,7 @@ class MendTrainer(Trainer):
             file: a JSONL file of edit records applied together (instead of prompt/target).
             save: write the edited model to this directory as a plain Hugging Face model.
             max_new_tokens: tokens of greedy output shown per prompt.
+            weights_only: load the checkpoint with ``torch.load(weights_only=...)``; default True (safe).
 
         """
         from mendlight.edit_command import run_edit
@@ -63,6 +66,7 @@ class MendTrainer(Trainer):
             file=file,
             save=save,
             max_new_tokens=max_new_tokens,
+            weights_only=weights_only is not False,
         )
 
 
@@ -86,8 +90,19 @@ class MendLightCLI(LightningCLI):
         return {**LightningCLI.subcommands(), "edit": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser) -> None:
-        """The data module tokenises with the editor's base model: one source of truth."""
+        """Link the data module's tokenizer to the editor's base model; add the checkpoint callback."""
         parser.link_arguments("model.init_args.base_model", "data.init_args.tokenizer")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.save_top_k": 1,
+                "checkpoint.filename": "best-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
 
     def before_instantiate_classes(self) -> None:
         """Name the run after the first config file: ``runs/<config stem>/version_N``."""
@@ -140,19 +155,9 @@ def main(args: ArgsType = None) -> None:
                 "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
                 "init_args": {"save_dir": "runs", "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
             },
-            "callbacks": [
-                {
-                    "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                    "init_args": {
-                        "monitor": "val/loss",
-                        "mode": "min",
-                        "save_last": True,
-                        "save_top_k": 1,
-                        "filename": "best-{step}",
-                        "auto_insert_metric_name": False,
-                    },
-                },
-            ],
+            # MEND's normalisation statistics are empty before the first training step, so Lightning's
+            # pre-training sanity validation cannot edit; validation runs at val_check_interval instead.
+            "num_sanity_val_steps": 0,
         },
         save_config_callback=TBSaveConfigCallback,
         save_config_kwargs={"overwrite": True},

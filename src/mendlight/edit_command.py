@@ -28,14 +28,14 @@ def _records(
     return [EditRecord(prompt=prompt, target_new=target, rephrases=rephrases, id="cli")]
 
 
-def load_editor_checkpoint(model: Editor, ckpt_path: str) -> None:
+def load_editor_checkpoint(model: Editor, ckpt_path: str, weights_only: bool = True) -> None:
     """Load a trained editor checkpoint (editor weights, α and normalisation statistics) into ``model``."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise EditCommandError(
             f"checkpoint {ckpt_path!r} does not exist (look in runs/<name>/version_N/checkpoints)"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=weights_only)
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
 
@@ -51,13 +51,14 @@ def run_edit(
     file: str | None,
     save: str | None,
     max_new_tokens: int,
+    weights_only: bool = True,
 ) -> dict:
     """Apply the edits (all records together), print pre/post greedy outputs, optionally save the model."""
     if datamodule is None:
         raise EditCommandError("mendlight edit needs a data module for tokenisation (pass -c <config>)")
     records = _records(prompt, target, rephrases, file)
     if ckpt_path:
-        load_editor_checkpoint(model, ckpt_path)
+        load_editor_checkpoint(model, ckpt_path, weights_only)
     elif model.requires_training:
         raise EditCommandError(
             f"{type(model).__name__} must be trained first: pass --ckpt_path "

@@ -1,0 +1,341 @@
+"""The edit-record schema (:class:`EditRecord`), its validation, and JSONL reading/writing.
+
+One record is one edit: a prompt x_e, the new target y_e, optional rephrases x'_e that must follow the edit,
+and optional locality facts that must not. On disk a dataset split is a JSONL file, one JSON object per line::
+
+    {"prompt": "The capital of France is", "target_new": "Rome", "target_true": "Paris",
+     "rephrases": ["Q: What is the capital of France? A:"],
+     "locality": [{"prompt": "The capital of Peru is", "answer": "Lima"}],
+     "subject": "France", "relation": "capital", "id": "capital/France", "meta": {}}
+
+Only ``prompt`` and ``target_new`` are required. Every error names the file, the line and the field, and says
+what to do (:class:`RecordError`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Keys a record object may have, in the order :meth:`EditRecord.to_dict` writes them.
+RECORD_KEYS: tuple[str, ...] = (
+    "prompt",
+    "target_new",
+    "target_true",
+    "rephrases",
+    "locality",
+    "subject",
+    "relation",
+    "id",
+    "meta",
+)
+REQUIRED_KEYS: tuple[str, ...] = ("prompt", "target_new")
+LOCALITY_KEYS: tuple[str, ...] = ("prompt", "answer")
+
+_REQUIRED_HINTS = {
+    "prompt": "every record needs the edit prompt x_e (the text the new target follows)",
+    "target_new": "every record needs the new target",
+}
+_OPTIONAL_STRING_HINTS = {
+    "target_true": "give the old (true) target, or null / leave the field out",
+    "subject": "give the subject of the fact, or null / leave the field out",
+    "relation": "give the relation name, or null / leave the field out",
+    "id": "give a unique string id, or leave the field out to use '<file stem>:<line>'",
+}
+
+
+class RecordError(ValueError):
+    """An edit record or a records file is invalid; the message names file, line and field and what to do."""
+
+
+@dataclass
+class LocalityItem:
+    """An unrelated fact that an edit must leave unchanged: a prompt and the answer the model should keep.
+
+    Args:
+        prompt: the locality input x_loc.
+        answer: its answer, scored as the label of x_loc.
+
+    """
+
+    prompt: str
+    answer: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Return ``{"prompt": ..., "answer": ...}``."""
+        return {"prompt": self.prompt, "answer": self.answer}
+
+
+@dataclass
+class EditRecord:
+    """One edit: a prompt, its new target, and the rephrases and locality facts used to evaluate it.
+
+    Construction validates every field (raising :class:`RecordError`); locality items given as
+    ``{"prompt", "answer"}`` dicts are converted to :class:`LocalityItem`.
+
+    Args:
+        prompt: the edit input x_e; the target follows it after a single space.
+        target_new: the new target y_e the edited model should produce.
+        target_true: the old (true) target, if known; used to flag facts the unedited model already knew.
+        rephrases: equivalence inputs x'_e, other wordings that should produce ``target_new`` after the edit.
+        locality: unrelated facts whose answers the edit must not change.
+        subject: the subject of the fact (for reports and subject-disjoint splits).
+        relation: the relation name (for reports).
+        id: a unique id; :func:`read_records` fills ``"<file stem>:<line>"`` when missing.
+        meta: free-form JSON-serialisable information (sources, template kinds, ...).
+
+    """
+
+    prompt: str
+    target_new: str
+    target_true: str | None = None
+    rephrases: list[str] = field(default_factory=list)
+    locality: list[LocalityItem] = field(default_factory=list)
+    subject: str | None = None
+    relation: str | None = None
+    id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.locality, list):
+            self.locality = [
+                LocalityItem(**item) if _is_locality_dict(item) else item for item in self.locality
+            ]
+        _validate(self._raw_dict(), f"EditRecord(id={self.id!r})")
+
+    def _raw_dict(self) -> dict[str, Any]:
+        loc = self.locality
+        if isinstance(loc, list):
+            loc = [item.to_dict() if isinstance(item, LocalityItem) else item for item in loc]
+        return {key: (loc if key == "locality" else getattr(self, key)) for key in RECORD_KEYS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as a JSON-ready dict with exactly the keys of :data:`RECORD_KEYS`, in order."""
+        return {
+            "prompt": self.prompt,
+            "target_new": self.target_new,
+            "target_true": self.target_true,
+            "rephrases": list(self.rephrases),
+            "locality": [item.to_dict() for item in self.locality],
+            "subject": self.subject,
+            "relation": self.relation,
+            "id": self.id,
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "<record>") -> EditRecord:
+        """Validate a parsed JSON object and build a record from it.
+
+        Args:
+            d: the parsed object (normally a dict read from one JSONL line).
+            source: where it came from, used as the prefix of error messages (e.g. ``"data/x.jsonl:7"``).
+
+        Raises:
+            RecordError: naming ``source``, the field and what to do when anything is missing or invalid.
+
+        """
+        _validate(d, source)
+        return cls(
+            prompt=d["prompt"],
+            target_new=d["target_new"],
+            target_true=d.get("target_true"),
+            rephrases=list(d.get("rephrases") or []),
+            locality=[LocalityItem(item["prompt"], item["answer"]) for item in d.get("locality") or []],
+            subject=d.get("subject"),
+            relation=d.get("relation"),
+            id=d.get("id"),
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+def _is_locality_dict(item: Any) -> bool:
+    return isinstance(item, dict) and set(item) == set(LOCALITY_KEYS)
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _validate(d: Any, source: str) -> None:
+    """Raise :class:`RecordError` unless ``d`` is a valid record object."""
+    if not isinstance(d, dict):
+        raise RecordError(
+            f"{source}: expected a JSON object with fields {', '.join(RECORD_KEYS)}, got {type(d).__name__}; "
+            "write one object per line"
+        )
+    unknown = [key for key in d if key not in RECORD_KEYS]
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise RecordError(
+            f"{source}: unknown field(s) {names}; allowed fields are {', '.join(RECORD_KEYS)} "
+            "(check the spelling, or move extra information into 'meta')"
+        )
+    for key in REQUIRED_KEYS:
+        if key not in d:
+            raise RecordError(f"{source}: missing field '{key}'; {_REQUIRED_HINTS[key]}")
+        if not _nonempty_str(d[key]):
+            raise RecordError(
+                f"{source}: field '{key}' must be a non-empty string (got {_show(d[key])}); "
+                f"{_REQUIRED_HINTS[key]}"
+            )
+    for key, hint in _OPTIONAL_STRING_HINTS.items():
+        value = d.get(key)
+        if value is not None and not _nonempty_str(value):
+            raise RecordError(
+                f"{source}: field '{key}' must be a non-empty string or null (got {_show(value)}); {hint}"
+            )
+    rephrases = d.get("rephrases")
+    if rephrases is not None:
+        if not isinstance(rephrases, list):
+            raise RecordError(
+                f"{source}: field 'rephrases' must be a list of strings (got {_show(rephrases)}); "
+                "wrap a single rephrase in [...]"
+            )
+        for i, text in enumerate(rephrases):
+            if not _nonempty_str(text):
+                raise RecordError(
+                    f"{source}: field 'rephrases[{i}]' must be a non-empty string (got {_show(text)}); "
+                    "remove it or give the rephrased prompt"
+                )
+    locality = d.get("locality")
+    if locality is not None:
+        if not isinstance(locality, list):
+            raise RecordError(
+                f'{source}: field \'locality\' must be a list of {{"prompt", "answer"}} objects '
+                f"(got {_show(locality)}); wrap a single item in [...]"
+            )
+        for i, item in enumerate(locality):
+            _validate_locality_item(item, f"locality[{i}]", source)
+    meta = d.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise RecordError(
+            f"{source}: field 'meta' must be a JSON object (got {_show(meta)}); "
+            "use {} or leave the field out"
+        )
+
+
+def _validate_locality_item(item: Any, name: str, source: str) -> None:
+    if isinstance(item, LocalityItem):
+        item = item.to_dict()
+    if not isinstance(item, dict):
+        raise RecordError(
+            f'{source}: field \'{name}\' must be an object {{"prompt": ..., "answer": ...}} '
+            f"(got {_show(item)})"
+        )
+    unknown = [key for key in item if key not in LOCALITY_KEYS]
+    if unknown:
+        raise RecordError(
+            f"{source}: field '{name}' has unknown key(s) {', '.join(repr(k) for k in unknown)}; "
+            "a locality item has exactly 'prompt' and 'answer'"
+        )
+    for key in LOCALITY_KEYS:
+        if key not in item:
+            raise RecordError(
+                f"{source}: field '{name}.{key}' is missing; a locality item needs both 'prompt' and 'answer'"
+            )
+        if not _nonempty_str(item[key]):
+            raise RecordError(
+                f"{source}: field '{name}.{key}' must be a non-empty string (got {_show(item[key])}); "
+                "a locality item needs both 'prompt' and 'answer'"
+            )
+
+
+def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
+    """Read and validate a JSONL file of edit records.
+
+    Blank lines are skipped. A record without an ``id`` gets ``"<file stem>:<line>"``.
+
+    Args:
+        path: the JSONL file.
+
+    Returns:
+        The records in file order.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        RecordError: on invalid JSON, an invalid record, a duplicate id, or a file without records; the
+            message names the file, the line and the field.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such records file; expected a JSONL file with one edit record per line"
+        )
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise RecordError(f"{path}: not valid UTF-8 ({err}); save the file as UTF-8") from err
+    records: list[EditRecord] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        source = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise RecordError(
+                f"{source}: invalid JSON ({err.msg} at column {err.colno}); "
+                "each line must hold one JSON object"
+            ) from err
+        record = EditRecord.from_dict(obj, source)
+        if record.id is None:
+            record.id = f"{path.stem}:{lineno}"
+        if record.id in seen:
+            raise RecordError(
+                f"{source}: field 'id' repeats {record.id!r} already used on line {seen[record.id]}; "
+                "ids must be unique within a file"
+            )
+        seen[record.id] = lineno
+        records.append(record)
+    if not records:
+        raise RecordError(f"{path}: the file holds no records; expected one JSON object per line")
+    return records
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[EditRecord]) -> Path:
+    """Write records as JSONL, atomically (a temporary file in the same directory, then ``os.replace``).
+
+    Args:
+        path: the destination file; parent directories are created.
+        records: the records to write (at least one).
+
+    Returns:
+        The destination path.
+
+    Raises:
+        ValueError: if there is nothing to write (such a file could not be read back).
+
+    """
+    path = Path(path)
+    lines = []
+    for record in records:
+        if not isinstance(record, EditRecord):
+            raise TypeError(f"write_records expects EditRecord objects, got {type(record).__name__}")
+        lines.append(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+    if not lines:
+        raise ValueError(f"{path}: no records to write; an empty records file cannot be read back")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as handle:
+            handle.writelines(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

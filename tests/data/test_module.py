@@ -1,0 +1,245 @@
+import inspect
+
+import pytest
+import torch
+
+from mendlight.data import EditDataModule, EditRecord, LocalityItem, write_records
+from mendlight.data import module as module_mod
+
+TOK = "tiny-random-llama"  # byte tokenizer: one token per byte, no BOS
+
+
+def _record(i, n_reph=2, n_loc=3, true=True):
+    return EditRecord(
+        prompt=f"Prompt number {i} says",
+        target_new=f"new{i}",
+        target_true=f"old{i}" if true else None,
+        rephrases=[f"Rephrase {j} of {i}:" for j in range(n_reph)],
+        locality=[LocalityItem(f"Locality {j} of {i} is", f"ans{i}.{j}") for j in range(n_loc)],
+        id=f"r{i}",
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    write_records(tmp_path / "train.jsonl", [_record(i) for i in range(20)])
+    write_records(tmp_path / "val.jsonl", [_record(100 + i, n_reph=i % 3) for i in range(7)])
+    write_records(tmp_path / "test.jsonl", [_record(200 + i) for i in range(5)])
+    return tmp_path
+
+
+def _dm(data_dir, **kwargs):
+    kwargs.setdefault("tokenizer", TOK)
+    dm = EditDataModule(dataset=str(data_dir), **kwargs)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def _labeled(dm, rows, i):
+    labels = rows["labels"][i]
+    return dm.tok.decode(labels[labels != -100])
+
+
+def _check_right_padding(rows, pad_id):
+    mask = rows["attention_mask"]
+    lengths = mask.sum(1)
+    for i, n in enumerate(lengths.tolist()):
+        assert mask[i, :n].all() and not mask[i, n:].any()  # ones then zeros
+        assert (rows["input_ids"][i, n:] == pad_id).all()
+        assert (rows["labels"][i, n:] == -100).all()
+        assert n > 0
+
+
+def test_init_is_cheap_and_documented(monkeypatch):
+    def no_load(ref):
+        raise AssertionError("__init__ must not load a tokenizer")
+
+    monkeypatch.setattr("mendlight.models.loading.load_tokenizer", no_load)
+    dm = EditDataModule(dataset="/does/not/exist", n_edits=4)
+    assert dm.hparams.n_edits == 4 and dm.hparams.dataset == "/does/not/exist"
+    assert dm.eval_batch_size == 4
+    assert EditDataModule(eval_n_edits=2).eval_batch_size == 2
+    doc = inspect.getdoc(EditDataModule.__init__)
+    assert "Args:" in doc
+    for name in inspect.signature(EditDataModule.__init__).parameters:
+        if name != "self":
+            assert f"    {name}:" in doc, name
+    with pytest.raises(ValueError, match="n_edits"):
+        EditDataModule(n_edits=0)
+
+
+def test_encode_aligns_labels_with_logits(data_dir):
+    dm = EditDataModule(tokenizer=TOK, max_length=64)
+    ids, labels = dm.encode("The capital of France is", "Paris")
+    prompt_len = len(dm.tok("The capital of France is")["input_ids"])
+    assert len(ids) == len(labels) == prompt_len + len(" Paris")
+    assert dm.tok.decode(ids) == "The capital of France is Paris"
+    scored = [i for i, lab in enumerate(labels) if lab != -100]
+    assert scored == list(range(prompt_len - 1, len(ids) - 1))
+    for i in scored:
+        assert labels[i] == ids[i + 1]  # position i predicts the token at i + 1
+    assert dm.tok.decode([labels[i] for i in scored]) == " Paris"
+    ids2, labels2 = dm.encode("Answer: ", "Paris")  # no second space after trailing whitespace
+    assert dm.tok.decode(ids2) == "Answer: Paris"
+    assert dm.tok.decode([x for x in labels2 if x != -100]) == "Paris"
+
+
+def test_encode_truncates_prompt_from_the_left():
+    dm = EditDataModule(tokenizer=TOK, max_length=16)
+    ids, labels = dm.encode("a very long prompt that cannot fit", "xyz")
+    assert len(ids) == 16
+    assert dm.tok.decode(ids).endswith("cannot fit xyz")
+    assert dm.tok.decode([x for x in labels if x != -100]) == " xyz"
+    with pytest.raises(ValueError, match="max_length"):
+        dm.encode("prompt", "a target that is much longer than sixteen bytes")
+
+
+def test_train_batch_layout(data_dir):
+    dm = _dm(data_dir, n_edits=4, n_loc=2)
+    batch = next(iter(dm.train_dataloader()))
+    pad = dm.tok.pad_token_id
+    assert set(batch) == {"edit", "equiv", "loc", "meta"}
+    assert batch["edit"]["input_ids"].shape[0] == 4 and "edit_index" not in batch["edit"]
+    assert batch["equiv"]["input_ids"].shape[0] == 4
+    assert batch["equiv"]["edit_index"].tolist() == [0, 1, 2, 3]
+    assert batch["loc"]["input_ids"].shape[0] == 8
+    assert batch["loc"]["edit_index"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    for group in ("edit", "equiv", "loc"):
+        rows = batch[group]
+        assert rows["input_ids"].dtype == rows["labels"].dtype == rows["attention_mask"].dtype == torch.long
+        _check_right_padding(rows, pad)
+    meta = batch["meta"]
+    assert len(meta["ids"]) == 4 and len(meta["loc_prompts"]) == 8 == len(meta["loc_answers"])
+    for i, target in enumerate(meta["targets"]):
+        assert _labeled(dm, batch["edit"], i) == " " + target
+        assert _labeled(dm, batch["equiv"], i) == " " + target
+        n = int(batch["equiv"]["attention_mask"][i].sum())
+        equiv_text = dm.tok.decode(batch["equiv"]["input_ids"][i, :n])
+        options = [meta["prompts"][i], *meta["rephrases"][i]]
+        assert any(equiv_text == p + " " + target for p in options)
+    for row, answer in enumerate(meta["loc_answers"]):
+        assert _labeled(dm, batch["loc"], row) == " " + answer
+        i = int(batch["loc"]["edit_index"][row])
+        assert f" of {meta['ids'][i][1:]} is" in meta["loc_prompts"][row]  # the item belongs to that record
+
+
+def test_eval_batch_layout(data_dir):
+    dm = _dm(data_dir, n_edits=2, eval_n_edits=3, n_loc=2)
+    batches = list(dm.val_dataloader())
+    assert [len(b["meta"]["ids"]) for b in batches] == [3, 3, 1]  # 7 records, no drop_last
+    records = dm.records("val")
+    batch = batches[0]
+    assert set(batch) == {"edit", "equiv", "loc", "true", "meta"}
+    n_reph = [len(r.rephrases) for r in records[:3]]
+    assert n_reph == [0, 1, 2]
+    assert batch["equiv"]["edit_index"].tolist() == [1, 2, 2]  # one row per rephrase
+    assert batch["loc"]["edit_index"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert batch["meta"]["loc_prompts"] == [item.prompt for r in records[:3] for item in r.locality[:2]]
+    for row, i in enumerate(batch["equiv"]["edit_index"].tolist()):
+        assert _labeled(dm, batch["equiv"], row) == " " + records[i].target_new
+    for i, r in enumerate(records[:3]):
+        assert _labeled(dm, batch["edit"], i) == " " + r.target_new
+        assert _labeled(dm, batch["true"], i) == " " + r.target_true
+    _check_right_padding(batch["true"], dm.tok.pad_token_id)
+    assert batch["meta"]["rephrases"] == [r.rephrases for r in records[:3]]
+    assert batch["meta"]["targets_true"] == [r.target_true for r in records[:3]]
+
+
+def test_empty_groups_and_optional_true():
+    dm = EditDataModule(tokenizer=TOK, n_loc=1)
+    bare = [EditRecord(prompt="Edit this", target_new="now"), EditRecord(prompt="And that", target_new="too")]
+    batch = dm.make_batch(bare, train=False)
+    assert "true" not in batch
+    for group in ("equiv", "loc"):
+        assert batch[group]["input_ids"].shape == (0, 1)
+        assert batch[group]["labels"].shape == (0, 1) and batch[group]["edit_index"].shape == (0,)
+    assert batch["meta"]["ids"] == ["#0", "#1"]
+    train = dm.make_batch(bare, train=True)  # the equivalence row falls back to the edit prompt
+    assert train["equiv"]["input_ids"].tolist() == train["edit"]["input_ids"].tolist()
+    assert "true" not in train and train["loc"]["input_ids"].shape == (0, 1)
+    mixed = dm.make_batch([EditRecord(prompt="p", target_new="x", target_true="y"), bare[0]], train=False)
+    assert (mixed["true"]["labels"][1] == -100).all()  # a record without target_true is not scored
+    assert _labeled(dm, mixed["true"], 0) == " y"
+
+
+def test_locality_of_an_edited_fact_is_skipped():
+    dm = EditDataModule(tokenizer=TOK, n_loc=2)
+    a = EditRecord(prompt="Capital of A is", target_new="X", locality=[LocalityItem("Capital of B is", "b")])
+    b = EditRecord(prompt="Capital of B is", target_new="Y", locality=[LocalityItem("Capital of C is", "c")])
+    batch = dm.make_batch([a, b], train=False)
+    assert batch["meta"]["loc_prompts"] == ["Capital of C is"]
+    assert batch["loc"]["edit_index"].tolist() == [1]
+
+
+def _signature(batches):
+    return [(b["meta"]["ids"], b["equiv"]["input_ids"].tolist(), b["meta"]["loc_prompts"]) for b in batches]
+
+
+def test_training_sampling_is_reproducible(data_dir):
+    first = _dm(data_dir, n_edits=3, n_loc=1, seed=7)
+    second = _dm(data_dir, n_edits=3, n_loc=1, seed=7)
+    a = _signature(first.train_dataloader()) + _signature(first.train_dataloader())
+    b = _signature(second.train_dataloader()) + _signature(second.train_dataloader())
+    assert a == b
+    loader = first.train_dataloader()
+    assert len(loader) == 6  # 20 records // 3, the short batch dropped
+    epoch1, epoch2 = _signature(loader), _signature(loader)
+    assert epoch1 != epoch2  # reshuffled and resampled each epoch
+    assert a[:6] == epoch1
+    other = _dm(data_dir, n_edits=3, n_loc=1, seed=8)
+    assert _signature(other.train_dataloader()) != a[:6]
+    ids = [i for ids, _, _ in epoch1 for i in ids]
+    assert len(set(ids)) == 18
+
+
+def test_reproducible_with_workers(data_dir):
+    a = _dm(data_dir, n_edits=4, seed=3, num_workers=2)
+    b = _dm(data_dir, n_edits=4, seed=3, num_workers=2)
+    assert _signature(a.train_dataloader()) == _signature(b.train_dataloader())
+
+
+def test_max_records_and_loaders(data_dir):
+    dm = _dm(data_dir, n_edits=2, max_train_records=5, max_eval_records=2)
+    assert [r.id for r in dm.records("train")] == [f"r{i}" for i in range(5)]
+    assert [r.id for r in dm.records("val")] == ["r100", "r101"]
+    assert [r.id for r in dm.records("test")] == ["r200", "r201"]
+    assert len(dm.train_dataloader()) == 2
+    assert [b["meta"]["ids"] for b in dm.test_dataloader()] == [["r200", "r201"]]
+    assert [b["meta"]["ids"] for b in dm.predict_dataloader()] == [["r200", "r201"]]
+    too_few = _dm(data_dir, n_edits=8, max_train_records=5)
+    with pytest.raises(ValueError, match="n_edits=8"):
+        too_few.train_dataloader()
+
+
+def test_setup_errors(tmp_path):
+    write_records(tmp_path / "train.jsonl", [_record(0)])
+    dm = EditDataModule(dataset=str(tmp_path), tokenizer=TOK)
+    with pytest.raises(FileNotFoundError, match=r"val\.jsonl"):
+        dm.setup("fit")
+    missing = EditDataModule(dataset=str(tmp_path / "nowhere"), tokenizer=TOK)
+    with pytest.raises(FileNotFoundError, match="facts"):
+        missing.prepare_data()
+    with pytest.raises(RuntimeError, match="setup"):
+        EditDataModule(dataset=str(tmp_path), tokenizer=TOK).train_dataloader()
+
+
+def test_stage_loads_only_needed_splits(tmp_path):
+    write_records(tmp_path / "test.jsonl", [_record(0), _record(1)])
+    dm = EditDataModule(dataset=str(tmp_path), tokenizer=TOK)
+    dm.setup("test")
+    assert set(dm.splits) == {"test"}
+    assert type(dm.splits["test"]).__name__ == "Dataset"
+
+
+def test_embedded_facts(tmp_path, monkeypatch):
+    monkeypatch.setenv("MENDLIGHT_CACHE", str(tmp_path))
+    dm = EditDataModule(tokenizer=TOK, n_edits=2, max_train_records=10, max_eval_records=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.splits["train"]) == 10 and len(dm.splits["val"]) == 4
+    batch = next(iter(dm.val_dataloader()))
+    assert "true" in batch and batch["equiv"]["input_ids"].shape[0] == 2 * 2  # two held-out rephrases each
+    for i, target in enumerate(batch["meta"]["targets"]):
+        assert _labeled(dm, batch["edit"], i) == " " + target
+    assert module_mod.EMBEDDED_DATASETS == ("facts",)

@@ -1,0 +1,71 @@
+"""End-to-end edits of the real embedded SmolLM2-135M (the GGUF is dequantised and cached once per machine).
+
+A known fact is edited to a counterfactual target; the target must become the argmax while an unrelated fact
+keeps its answer. MEND is first trained briefly on the embedded facts' training split.
+"""
+
+import pytest
+import torch
+
+from mendlight.data import EditDataModule, EditRecord, LocalityItem
+from mendlight.editors import FT, MEND
+from mendlight.losses import sequence_success
+from mendlight.models.functional import state_fingerprint
+
+pytestmark = pytest.mark.real
+
+FACT = EditRecord(
+    prompt="The capital of France is",
+    target_new="Rome",
+    target_true="Paris",
+    rephrases=[],
+    locality=[LocalityItem("The capital of Japan is", "Tokyo")],
+)
+
+
+@pytest.fixture(scope="module")
+def datamodule():
+    dm = EditDataModule(tokenizer="smollm2-135m", seed=0)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def _check_edit(editor, dm):
+    batch = dm.make_batch([FACT], train=False)
+    before = state_fingerprint(editor.base, editor.edit_names)
+    out = editor.evaluate_batch(batch)
+    assert bool(sequence_success(out.pre_true, batch["true"]["labels"]).all()), "SmolLM2 knows Paris"
+    pre_target = bool(sequence_success(editor.logits([batch["edit"]])[0], batch["edit"]["labels"]).all())
+    assert not pre_target, "Rome is not the unedited answer"
+    assert bool(sequence_success(out.post_edit, batch["edit"]["labels"]).all()), "edit made Rome the argmax"
+    assert bool(sequence_success(out.pre_loc, batch["loc"]["labels"]).all()), "SmolLM2 knows Tokyo"
+    assert bool(sequence_success(out.post_loc, batch["loc"]["labels"]).all()), "unrelated fact kept"
+    assert state_fingerprint(editor.base, editor.edit_names) == before
+    return out
+
+
+def test_ft_edits_a_known_fact(datamodule):
+    ft = FT(base_model="smollm2-135m", edit_lr=1e-3, ft_optimizer="adam", max_steps=100)
+    ft.eval()
+    _check_edit(ft, datamodule)
+    assert 1 <= ft.last_steps <= 100
+
+
+def test_mend_edits_a_known_fact_after_short_training(datamodule):
+    torch.manual_seed(0)
+    mend = MEND(base_model="smollm2-135m", rank=256, edit_lr=1e-4, lr_lr=1e-5)
+    mend.log_dict = mend.log = lambda *a, **k: None
+    opt = mend.configure_optimizers()
+    for group in opt.param_groups[:1]:
+        group["lr"] = 1e-4
+    mend.train()
+    for step, batch in enumerate(datamodule.train_dataloader()):
+        loss = mend.training_step(batch, step)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step + 1 >= 120:
+            break
+    mend.eval()
+    _check_edit(mend, datamodule)
