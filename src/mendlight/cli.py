@@ -17,6 +17,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
 
+from mendlight.callbacks import LastCheckpoint
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
 
@@ -93,11 +94,12 @@ class MendLightCLI(LightningCLI):
         """Link the data module's tokenizer to the editor's base model; add the checkpoint callback."""
         parser.link_arguments("model.init_args.base_model", "data.init_args.tokenizer")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",
                 "checkpoint.mode": "min",
-                "checkpoint.save_last": True,
+                "checkpoint.save_last": False,
                 "checkpoint.save_top_k": 1,
                 "checkpoint.filename": "best-{step}",
                 "checkpoint.auto_insert_metric_name": False,
@@ -140,9 +142,44 @@ def _quiet_known_noise() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The mendlight input error behind ``exc`` (jsonargparse wraps errors raised while instantiating)."""
+    from mendlight.data.records import RecordError
+    from mendlight.edit_command import EditCommandError
+    from mendlight.models.arch import EditParamError
+    from mendlight.models.loading import ModelLoadError
+
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        err = stack.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, EditParamError | ModelLoadError | RecordError | EditCommandError):
+            return err
+        stack += [err.__cause__, err.__context__]
+    return None
+
+
 def main(args: ArgsType = None) -> None:
-    """Entry point of the ``mendlight`` console script and ``python -m mendlight``."""
+    """Entry point of the ``mendlight`` console script and ``python -m mendlight``.
+
+    Errors in the user's input (configs, records, model references, edit arguments) are printed as one
+    message and exit with status 2 instead of a traceback.
+    """
     _quiet_known_noise()
+    try:
+        _run(args)
+    except Exception as exc:
+        cause = _user_error(exc)
+        if cause is None:
+            raise
+        sys.stderr.write(f"mendlight: error: {cause}\n")
+        raise SystemExit(2) from None
+
+
+def _run(args: ArgsType) -> None:
     MendLightCLI(
         Editor,
         EditDataModule,

@@ -334,7 +334,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             "",
             f"Known fraction (unedited model already gives the true target): {format_number(known)}",
         ]
-    records = list(results.get("records") or [])[:_SAMPLE_ROWS]
+    records = list(results.get("records") or [])
+    records = ([r for r in records if r.get("pre_output") or r.get("post_output")] or records)[:_SAMPLE_ROWS]
     if records:
         lines += ["", "## Samples", ""]
         sample_body = [

@@ -18,6 +18,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from mendlight.data.batch import EditBatch, TokenRows, concat_rows, num_rows, split_rows
 from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_only, record_rows, update_metrics
+from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.losses import kl_locality, masked_nll, sequence_success
 from mendlight.models.arch import resolve_edit_params
 from mendlight.models.functional import ParamDeltas, forward_with, greedy_continuations, state_fingerprint
@@ -280,7 +281,7 @@ class Editor(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Register the hyperparameters with real metric tags so TensorBoard's HPARAMS tab fills in."""
         if isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero:
-            self.logger.log_hyperparams(self.loggable_hparams(), {f"val/{m}": 0.0 for m in HP_METRICS})
+            write_hparams_summary(self.logger, self.loggable_hparams(), [f"val/{m}" for m in HP_METRICS])
 
     def loggable_hparams(self) -> dict[str, Any]:
         """Hyperparameters as primitives (class name included) for TensorBoard."""
