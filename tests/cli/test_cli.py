@@ -509,12 +509,6 @@ def _train_order(n: int) -> list[str]:
     raise AssertionError("fewer training batches than requested")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug: EditDataModule.train_dataloader is not resumable, so a mid-epoch resume replays the "
-    "epoch from its first batch (already-trained records are trained again, the next ones are skipped)",
-)
 def test_resume_continues_the_data_order(fit_run, monkeypatch, no_argv):
     monkeypatch.chdir(fit_run.root)
     start = _load_ckpt(fit_run.last)["global_step"]

@@ -184,7 +184,9 @@ def test_training_sampling_is_reproducible(data_dir):
     assert a == b
     loader = first.train_dataloader()
     assert len(loader) == 6  # 20 records // 3, the short batch dropped
-    epoch1, epoch2 = _signature(loader), _signature(loader)
+    epoch1 = _signature(loader)
+    loader.sampler.set_epoch(1)  # Lightning calls set_epoch at every epoch start
+    epoch2 = _signature(loader)
     assert epoch1 != epoch2  # reshuffled and resampled each epoch
     assert a[:6] == epoch1
     other = _dm(data_dir, n_edits=3, n_loc=1, seed=8)
@@ -243,3 +245,21 @@ def test_embedded_facts(tmp_path, monkeypatch):
     for i, target in enumerate(batch["meta"]["targets"]):
         assert _labeled(dm, batch["edit"], i) == " " + target
     assert module_mod.EMBEDDED_DATASETS == ("facts",)
+
+
+def test_sampler_resumes_mid_epoch():
+    from mendlight.data.sampling import ResumableShuffleSampler
+
+    full = ResumableShuffleSampler(10, seed=4)
+    full.set_epoch(2)
+    order = list(full)
+    resumed = ResumableShuffleSampler(10, seed=4)
+    resumed.set_epoch(2)
+    resumed.start = 6
+    assert len(resumed) == 4
+    assert list(resumed) == order[6:]
+    assert list(resumed) == order  # the start applies to the interrupted epoch only
+    assert sorted(order) == list(range(10))
+    other = ResumableShuffleSampler(10, seed=4)
+    other.set_epoch(3)
+    assert list(other) != order

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from mendlight.data.batch import EditBatch, TokenRows
 from mendlight.data.records import EditRecord, LocalityItem, read_records
+from mendlight.data.sampling import ResumableShuffleSampler
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -86,8 +87,8 @@ class EditDataModule(pl.LightningDataModule):
                 raise ValueError(f"EditDataModule: {name} must be at least {low}, got {value}")
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
-        self._rng = random.Random(seed)
-        self._worker_seed: int | None = None
+        self._train_sampler: ResumableShuffleSampler | None = None
+        self._resume: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ sizes, tokenizer, files
 
@@ -228,7 +229,7 @@ class EditDataModule(pl.LightningDataModule):
         if not records:
             raise ValueError("make_batch needs at least one record")
         n_loc = self.hparams.n_loc
-        rng = self._sampling_rng() if train else None
+        rng = self._sampling_rng(records) if train else None
         edit = [self.encode(r.prompt, r.target_new) for r in records]
         edited_prompts = {p for r in records for p in (r.prompt, *r.rephrases)}
         equiv, equiv_index, loc, loc_index = [], [], [], []
@@ -270,13 +271,11 @@ class EditDataModule(pl.LightningDataModule):
         }
         return batch  # type: ignore[return-value]
 
-    def _sampling_rng(self) -> random.Random:
-        """Return the training RNG; a DataLoader worker reseeds it from its (seeded) torch worker seed."""
-        info = get_worker_info()
-        if info is not None and self._worker_seed != info.seed:
-            self._worker_seed = info.seed
-            self._rng = random.Random(f"{self.hparams.seed}/{info.seed}")
-        return self._rng
+    def _sampling_rng(self, records: list[EditRecord]) -> random.Random:
+        """The training RNG of one batch, seeded by (seed, epoch, record ids): resumes and workers agree."""
+        epoch = self._train_sampler.epoch if self._train_sampler is not None else 0
+        ids = ",".join(str(r.id) for r in records)
+        return random.Random(f"{self.hparams.seed}/{epoch}/{ids}")
 
     def _collate(self, rows: list[dict[str, Any]], train: bool) -> EditBatch:
         return self.make_batch([_from_row(row) for row in rows], train=train)
@@ -292,20 +291,35 @@ class EditDataModule(pl.LightningDataModule):
                 f"the train split has {len(data)} records, fewer than n_edits={n_edits}: "
                 "no training batch can be built; lower n_edits or raise max_train_records"
             )
-        seed = self.hparams.seed
-        self._rng = random.Random(seed)  # the same seed gives the same sequence of batches
-        self._worker_seed = None
-        generator = torch.Generator()
-        generator.manual_seed(seed)
+        self._train_sampler = ResumableShuffleSampler(len(data), self.hparams.seed)
+        if self._resume is not None:
+            self._train_sampler.set_epoch(self._resume["epoch"])
+            self._train_sampler.start = min(len(data), self._resume["consumed_batches"] * n_edits)
+            self._resume = None
         return DataLoader(
             data,
             batch_size=n_edits,
-            shuffle=True,
+            sampler=self._train_sampler,
             drop_last=True,
-            generator=generator,
             collate_fn=partial(self._collate, train=True),
             num_workers=self.hparams.num_workers,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the training data (epoch and batches consumed), saved in checkpoints for resuming."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or self._train_sampler is None:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": int(trainer.current_epoch), "consumed_batches": int(progress.completed)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue an interrupted epoch where it stopped (used by ``fit --ckpt_path``)."""
+        if state_dict:
+            self._resume = {
+                "epoch": int(state_dict["epoch"]),
+                "consumed_batches": int(state_dict["consumed_batches"]),
+            }
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader(
