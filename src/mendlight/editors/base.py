@@ -16,13 +16,21 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from mendlight.data.batch import EditBatch, TokenRows, concat_rows, num_rows, split_rows
+from mendlight.data.batch import EditBatch, TokenRows, num_rows
 from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_only, record_rows, update_metrics
 from mendlight.editors.reports_tb import write_hparams_summary
+from mendlight.editors.rows import RowStack
 from mendlight.losses import kl_locality, masked_nll, sequence_success
-from mendlight.models.arch import resolve_edit_params
-from mendlight.models.functional import ParamDeltas, forward_with, greedy_continuations, state_fingerprint
+from mendlight.models.arch import arch_spec, resolve_edit_params
+from mendlight.models.functional import (
+    ParamDeltas,
+    edited_params,
+    forward_with,
+    greedy_continuations,
+    state_fingerprint,
+)
 from mendlight.models.loading import load_base_model, load_tokenizer
+from mendlight.models.split import BlockSplit
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class Editor(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.base = load_base_model(base_model, dtype)
         self.edit_names = resolve_edit_params(self.base, edit_params)
+        self.splitter = _block_split(self.base, self.edit_names)
+        self.vocab_size = int(self.base.get_output_embeddings().weight.shape[0])
         self.stage_metrics = torch.nn.ModuleDict(
             {"val_metrics": StageMetrics(), "test_metrics": StageMetrics()}
         )
@@ -76,11 +86,13 @@ class Editor(pl.LightningModule):
         self._samples: list[dict] = []
 
     # ------------------------------------------------------------------ the algorithm
-    def edit(self, rows: TokenRows) -> ParamDeltas:
+    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
         """Compute parameter deltas that make the model produce each edit row's labels.
 
         Args:
             rows: the edit inputs x_e with labels y_e (k rows = k simultaneous edits).
+            hidden: the rows' cached hidden states below the lowest edited block (from :meth:`bottom`), when
+                the caller already has them; an editor computes them itself otherwise.
 
         Returns:
             ``{weight name: delta}`` for the edited weights; differentiable w.r.t. the editor's parameters.
@@ -100,18 +112,42 @@ class Editor(pl.LightningModule):
         pad = self.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
+    def bottom(self, rows: TokenRows) -> torch.Tensor | None:
+        """Hidden states entering the lowest edited block (no grad), or None if the base cannot be split."""
+        if self.splitter is None or not num_rows(rows):
+            return None
+        return self.splitter.bottom(rows["input_ids"], rows["attention_mask"])
+
+    def forward_params(
+        self, rows: TokenRows, params: dict[str, torch.Tensor] | None, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits of ``rows`` with some parameters substituted (``W + Δ``, or differentiable leaves).
+
+        With cached ``hidden`` (from :meth:`bottom`) only the top blocks and the head run.
+        """
+        if not num_rows(rows):
+            return rows["labels"].new_zeros((0, rows["labels"].shape[1], self.vocab_size), dtype=torch.float)
+        ids, mask = rows["input_ids"], rows["attention_mask"]
+        if hidden is not None:
+            return self.splitter.top(hidden, ids, mask, params)
+        if not params:
+            return forward_with(self.base, None, ids, mask)
+        kwargs = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
+        return torch.func.functional_call(self.base, params, args=(), kwargs=kwargs, strict=False).logits
+
+    def forward_rows(
+        self, rows: TokenRows, deltas: ParamDeltas | None = None, hidden: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits of ``rows`` at ``θ + Δ`` (or θ)."""
+        return self.forward_params(rows, edited_params(self.base, deltas) if deltas else None, hidden)
+
     def logits(self, groups: list[TokenRows], deltas: ParamDeltas | None = None) -> list[torch.Tensor]:
-        """Logits of several row groups at ``θ + Δ`` in one fused forward pass, split back per group."""
-        nonempty = [g for g in groups if num_rows(g)]
-        if not nonempty:
-            return [g["labels"].new_zeros((0, g["labels"].shape[1], 1), dtype=torch.float) for g in groups]
-        stacked, sizes = concat_rows(nonempty, self.pad_token_id)
-        out = forward_with(self.base, deltas, stacked["input_ids"], stacked["attention_mask"])
-        parts = iter(split_rows(out, sizes, [int(g["input_ids"].shape[1]) for g in nonempty]))
-        vocab = out.shape[-1]
-        return [
-            next(parts) if num_rows(g) else out.new_zeros((0, g["labels"].shape[1], vocab)) for g in groups
-        ]
+        """Logits of several row groups at ``θ + Δ`` in one stacked forward pass, split back per group."""
+        names = [str(i) for i in range(len(groups))]
+        stack = RowStack(self, dict(zip(names, groups, strict=True)), bottom=False)
+        rows, _ = stack.select(*names)
+        with torch.set_grad_enabled(torch.is_grad_enabled()):
+            return stack.split(self.forward_rows(rows, deltas), *names)
 
     def base_fingerprint(self) -> str:
         """SHA-256 of the edited weights' original values (identifies the base model in checkpoints)."""
@@ -121,10 +157,14 @@ class Editor(pl.LightningModule):
     def training_step(self, batch: EditBatch, batch_idx: int) -> torch.Tensor | None:
         """One training step: edit, then ``c_edit·NLL(equiv) + c_loc·KL(pre‖post)`` on locality rows."""
         equiv, loc = batch["equiv"], batch["loc"]
+        stack = RowStack(self, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
+        loc_rows, loc_hidden = stack.select("loc")
         with torch.no_grad():
-            (pre_loc,) = self.logits([loc])
-        deltas = self.edit(batch["edit"])
-        post_equiv, post_loc = self.logits([equiv, loc], deltas)
+            (pre_loc,) = stack.split(self.forward_rows(loc_rows, None, loc_hidden), "loc")
+        edit_rows, edit_hidden = stack.select("edit")
+        deltas = self.edit(edit_rows, hidden=edit_hidden)
+        post_rows, post_hidden = stack.select("equiv", "loc")
+        post_equiv, post_loc = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "equiv", "loc")
         loss_edit = masked_nll(post_equiv, equiv["labels"])
         loss_loc = kl_locality(pre_loc, post_loc, loc["attention_mask"])
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
@@ -180,22 +220,29 @@ class Editor(pl.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_batch(self, batch: EditBatch) -> EditLogits:
-        """Pre-edit logits, the timed edit, and post-edit logits of one evaluation batch."""
+        """Pre-edit logits, the timed edit, and post-edit logits of one evaluation batch.
+
+        The edit is timed on its own (``edit()`` runs its full forward/backward); the other passes share one
+        bottom pass over all rows.
+        """
+        groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
         true = batch.get("true")
+        if true is not None:
+            groups["true"] = true
+        stack = RowStack(self, groups)
+        pre_names = ("loc", "true") if true is not None else ("loc",)
+        pre_rows, pre_hidden = stack.select(*pre_names)
         with torch.no_grad():
-            pre = self.logits([batch["loc"]] + ([true] if true is not None else []))
+            pre = stack.split(self.forward_rows(pre_rows, None, pre_hidden), *pre_names)
         start = time.perf_counter()
         deltas = self.edit(batch["edit"])
         latency = time.perf_counter() - start
         deltas = {k: v.detach() for k, v in deltas.items()}
+        post_rows, post_hidden = stack.select("edit", "equiv", "loc")
         with torch.no_grad():
-            post_edit, post_equiv, post_loc = self.logits(
-                [batch["edit"], batch["equiv"], batch["loc"]], deltas
-            )
+            post = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "edit", "equiv", "loc")
         self._last_deltas = deltas
-        return EditLogits(
-            pre[0], post_edit, post_equiv, post_loc, pre[1] if true is not None else None, latency
-        )
+        return EditLogits(pre[0], post[0], post[1], post[2], pre[1] if true is not None else None, latency)
 
     def _eval_step(self, batch: EditBatch, stage: str) -> None:
         out = self.evaluate_batch(batch)
@@ -318,3 +365,18 @@ class Editor(pl.LightningModule):
                 "checkpoint was trained on a different base model (%s): edited weights differ",
                 info.get("base_model"),
             )
+
+
+def _block_split(model: torch.nn.Module, edit_names: list[str]) -> BlockSplit | None:
+    """A split before the lowest edited block, or None when an edited weight lies outside the blocks."""
+    try:
+        blocks = arch_spec(model).blocks
+    except ValueError:
+        return None
+    prefix = blocks + "."
+    indices = []
+    for name in edit_names:
+        if not name.startswith(prefix):
+            return None
+        indices.append(int(name[len(prefix) :].split(".", 1)[0]))
+    return BlockSplit(model, blocks, min(indices))

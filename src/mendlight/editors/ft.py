@@ -12,7 +12,7 @@ import torch
 from mendlight.data.batch import TokenRows
 from mendlight.editors.base import Editor
 from mendlight.losses import masked_nll, sequence_success
-from mendlight.models.functional import ParamDeltas, forward_with
+from mendlight.models.functional import ParamDeltas
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
@@ -46,7 +46,7 @@ class FT(Editor):
         super().__init__(**kwargs)
         self.last_steps = 0
 
-    def edit(self, rows: TokenRows) -> ParamDeltas:
+    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
         """Fine-tune deltas until every target token is the argmax or ``max_steps`` updates were made."""
         deltas = {
             n: torch.zeros_like(self.base.get_parameter(n), dtype=torch.float32, requires_grad=True)
@@ -54,9 +54,11 @@ class FT(Editor):
         }
         opt = _OPTIMIZERS[self.hparams.ft_optimizer](list(deltas.values()), lr=self.hparams.edit_lr)
         steps = 0
+        if hidden is None:
+            hidden = self.bottom(rows)  # the blocks below the edited ones never change: run them once
         with torch.enable_grad():
             while True:
-                logits = forward_with(self.base, deltas, rows["input_ids"], rows["attention_mask"])
+                logits = self.forward_rows(rows, deltas, hidden)
                 if bool(sequence_success(logits, rows["labels"]).all()) or steps >= self.hparams.max_steps:
                     break
                 loss = masked_nll(logits, rows["labels"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from mendlight.data.batch import TokenRows
 from mendlight.editors.base import Editor
@@ -87,16 +86,13 @@ class MEND(Editor):
         self.transforms = nn.ModuleDict(nets)
         self.alpha = nn.Parameter(torch.full((len(self.edit_names),), float(edit_lr)))
 
-    def edit(self, rows: TokenRows) -> ParamDeltas:
+    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
         """MEND's edit: one forward/backward of the edit loss, transformed factors, ``W − α Σ δ̃ ũᵀ``."""
+        if hidden is None:
+            hidden = self.bottom(rows)  # the blocks below the edited ones: once, without gradients
         leaves = {n: self.base.get_parameter(n).detach().requires_grad_(True) for n in self.edit_names}
         with torch.enable_grad(), FactorCapture(self.base, self.edit_names) as capture:
-            kwargs = {
-                "input_ids": rows["input_ids"],
-                "attention_mask": rows["attention_mask"],
-                "use_cache": False,
-            }
-            logits = functional_call(self.base, leaves, args=(), kwargs=kwargs, strict=False).logits
+            logits = self.forward_params(rows, leaves, hidden)
             capture.backward(masked_nll(logits, rows["labels"]))
         deltas: ParamDeltas = {}
         for i, name in enumerate(self.edit_names):
