@@ -136,6 +136,7 @@ def _quiet_known_noise() -> None:
         ".*does not have many workers.*",
         ".*The number of training batches.*",
         ".*when using `ckpt_path`, callbacks used to create the checkpoint.*",
+        ".*The dirpath has changed from.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

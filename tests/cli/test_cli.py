@@ -311,6 +311,18 @@ def test_test_writes_results(fit_run, monkeypatch, capsys, no_argv):
     assert acc.Scalars("test/es_edit")[-1].value == pytest.approx(summary["es_edit"], abs=1e-6)
 
 
+def test_predict_writes_per_record_predictions(fit_run, monkeypatch, capsys, no_argv):
+    monkeypatch.chdir(fit_run.root)
+    before = _versions(fit_run.root)
+    main(["predict", "-c", str(fit_run.config), "--ckpt_path", str(fit_run.last)])
+    run = _only_new_version(fit_run.root, before)
+    rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 8  # tiny_debug keeps 8 test records; predict has no limit_predict_batches
+    assert all(isinstance(r["post_output"], str) and r["es_edit"] in (0, 1) for r in rows)
+    assert len({r["id"] for r in rows}) == 8
+    assert "records edited" in capsys.readouterr().out
+
+
 def test_test_time_editor_needs_no_checkpoint(tmp_path, monkeypatch, capsys, no_argv):
     monkeypatch.chdir(tmp_path)
     cfg = _ft_config(tmp_path / "tiny_ft.yaml")

@@ -31,11 +31,12 @@ from mendlight.models.functional import (
 )
 from mendlight.models.loading import load_base_model, load_tokenizer
 from mendlight.models.split import BlockSplit
+from mendlight.reporting import METRIC_KEYS
 
 log = logging.getLogger(__name__)
 
 BASE_PREFIX = "base."
-HP_METRICS = ("es", "es_equiv", "es_edit", "acc_drawdown", "ppl_drawdown", "locality", "edit_latency_s")
+HP_METRICS = tuple(k for k in METRIC_KEYS if k != "known_fraction")  # tags of the HPARAMS tab
 
 
 class Editor(pl.LightningModule):
@@ -146,8 +147,7 @@ class Editor(pl.LightningModule):
         names = [str(i) for i in range(len(groups))]
         stack = RowStack(self, dict(zip(names, groups, strict=True)), bottom=False)
         rows, _ = stack.select(*names)
-        with torch.set_grad_enabled(torch.is_grad_enabled()):
-            return stack.split(self.forward_rows(rows, deltas), *names)
+        return stack.split(self.forward_rows(rows, deltas), *names)
 
     def base_fingerprint(self) -> str:
         """SHA-256 of the edited weights' original values (identifies the base model in checkpoints)."""
@@ -290,7 +290,7 @@ class Editor(pl.LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: EditBatch, batch_idx: int) -> list[dict]:
-        """Per-record results with greedy pre/post outputs (``mendlight predict``)."""
+        """Per-record results with greedy pre/post outputs; ``mendlight predict`` writes predictions.jsonl."""
         out = self.evaluate_batch(batch)
         rows = record_rows(batch, out)
         ids, mask = prompt_only(batch["edit"])
@@ -300,7 +300,18 @@ class Editor(pl.LightningModule):
         for row, a, b in zip(rows, pre, post, strict=True):
             row["pre_output"] = self.tokenizer.decode(a, skip_special_tokens=True)
             row["post_output"] = self.tokenizer.decode(b, skip_special_tokens=True)
+        self._records.extend(rows)
         return rows
+
+    def on_predict_start(self) -> None:
+        """Reset the per-record rows."""
+        self._records = []
+
+    def on_predict_epoch_end(self) -> None:
+        """Write ``predictions.jsonl`` (one row per record) into the run directory."""
+        from mendlight.editors.reports import write_predictions
+
+        write_predictions(self)
 
     # ------------------------------------------------------------------ epoch hooks and reports
     def on_validation_epoch_start(self) -> None:

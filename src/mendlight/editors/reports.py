@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,3 +95,21 @@ def finish_test(editor: Editor) -> None:
             f"test/{k}": float(v) for k, v in summary.items() if isinstance(v, int | float) and v is not None
         }
         editor.logger.log_hyperparams(editor.loggable_hparams(), metrics)
+
+
+def write_predictions(editor: Editor) -> Path | None:
+    """Write the predict run's per-record rows to ``predictions.jsonl`` and print where (rank 0 only)."""
+    rows = _gather(editor._records)
+    if not editor.trainer.is_global_zero or not rows:
+        return None
+    directory = run_dir(editor)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "predictions.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    succeeded = sum(int(r["es_edit"]) for r in rows)
+    print(f"\n{len(rows)} records edited ({succeeded} with the target as argmax); wrote {path}\n")
+    return path
