@@ -144,3 +144,14 @@ def test_nonfinite_gradients_skip_the_optimizer_step():
     mend.on_before_optimizer_step(opt)
     assert all(p.grad is None for p in mend.trainable_parameters())
     assert int(mend.skipped_steps) == 1
+
+
+def test_bfloat16_base_keeps_the_editor_in_float32():
+    mend = MEND(base_model="tiny-random-llama", dtype="bfloat16", rank=8)
+    mend.train()
+    deltas = mend.edit(FACT["edit"])
+    assert all(d.dtype == torch.float32 and torch.isfinite(d).all() for d in deltas.values())
+    assert all(p.dtype == torch.float32 for p in mend.transforms.parameters())
+    mend.eval()
+    out = mend.evaluate_batch(FACT)
+    assert out.post_equiv.shape[:2] == FACT["equiv"]["labels"].shape

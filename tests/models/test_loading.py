@@ -58,3 +58,21 @@ def test_hub_name_failure_suggests_offline_alternatives(monkeypatch):
 def test_cache_root_honours_env(monkeypatch, tmp_path):
     monkeypatch.setenv("MENDLIGHT_CACHE", str(tmp_path))
     assert loading.cache_root() == tmp_path
+
+
+def test_local_hf_directory_loads_frozen_and_identical(tmp_path):
+    tiny = load_base_model("tiny-random-gpt2")
+    tiny.save_pretrained(tmp_path / "m")
+    load_tokenizer("tiny-random-gpt2").save_pretrained(tmp_path / "m")
+    loaded = load_base_model(str(tmp_path / "m"))
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+    ids = torch.tensor([[5, 6, 7]])
+    assert torch.equal(loaded(input_ids=ids).logits, tiny(input_ids=ids).logits)
+    assert load_tokenizer(str(tmp_path / "m")).padding_side == "right"
+
+
+def test_bfloat16_dtype(tmp_path):
+    model = load_base_model("tiny-random-llama", dtype="bfloat16")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        load_base_model("tiny-random-llama", dtype="float8")

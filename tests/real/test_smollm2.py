@@ -69,3 +69,15 @@ def test_mend_edits_a_known_fact_after_short_training(datamodule):
             break
     mend.eval()
     _check_edit(mend, datamodule)
+
+
+def test_embedded_model_is_dequantised_once_into_the_cache():
+    from pathlib import Path
+
+    from mendlight.models.loading import embedded_model_file, resolve_model_dir
+
+    cached = Path(resolve_model_dir("smollm2-135m"))
+    assert (cached / "config.json").is_file() and (cached / "model.safetensors").is_file()
+    assert (cached / "tokenizer.json").is_file()
+    assert embedded_model_file("smollm2-135m").suffix == ".gguf"
+    assert resolve_model_dir("smollm2-135m") == str(cached)  # the same cache entry is reused
