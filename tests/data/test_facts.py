@@ -106,23 +106,28 @@ def test_rephrase_templates(built):
                 assert not set(r.rephrases) & set(train_t)
 
 
-def test_locality_are_true_facts_of_other_subjects_in_the_same_split(built):
+def test_locality_alternates_unrelated_facts_and_same_relation_neighbours(built):
     _, records, _ = built
     for split in SPLITS:
         facts = {}  # rendered training prompt -> (subject, relation, true answer)
         for r in records[split]:
             for t in RELATION_TEMPLATES[r.relation]["train"]:
                 facts[t.format(s=r.subject)] = (r.subject, r.relation, r.target_true)
-        other_relation = 0
         for r in records[split]:
             assert len(r.locality) == 2
             assert len({item.prompt for item in r.locality}) == 2
+            kinds = []
             for item in r.locality:
                 assert item.prompt in facts, (split, item.prompt)
                 subject, relation, answer = facts[item.prompt]
                 assert subject != r.subject and item.answer == answer
-                other_relation += relation != r.relation
-        assert other_relation == 2 * len(records[split])  # a different relation is always available here
+                kinds.append(relation == r.relation)
+            assert kinds == [False, True], (split, r.id)  # an unrelated fact, then a neighbour
+            neighbour = r.locality[1]
+            template = next(
+                t for t in RELATION_TEMPLATES[r.relation]["train"] if t.format(s=r.subject) == r.prompt
+            )
+            assert neighbour.prompt == template.format(s=facts[neighbour.prompt][0])  # the edit's own wording
 
 
 def test_build_is_deterministic_and_cached(tmp_path, monkeypatch):

@@ -11,8 +11,9 @@ written in plain Latin script (GeoNames' scholarly transliterations such as "Ḩ
 Each record edits one true fact to a seeded random other value of the same relation. Its prompt is a seeded
 random *training* template; train records rephrase with the other training templates, while val/test
 records rephrase only with *held-out* templates, so equivalence accuracy measures unseen wordings. Locality
-items are true facts about other subjects of the same split. Splits are disjoint by subject (a stable hash of
-seed and subject). Builds are deterministic (byte-identical files) and cached by content hash::
+items are true facts about other subjects of the same split, alternating unrelated facts (other relations)
+and same-relation neighbours phrased with the edit's template. Splits are disjoint by subject (a stable hash
+of seed and subject). Builds are deterministic (byte-identical files) and cached by content hash::
 
     python -m mendlight.data.builders.facts --out data/facts --seed 0
 """
@@ -38,7 +39,7 @@ from pathlib import Path
 from mendlight.data.builders.templates import RELATION_TEMPLATES
 from mendlight.data.records import EditRecord, LocalityItem, write_records
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: locality alternates unrelated facts and same-relation neighbours
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_FILES: tuple[str, ...] = tuple(f"{split}.jsonl" for split in SPLITS)
 MANIFEST = "manifest.json"
@@ -238,7 +239,7 @@ def make_records(
                 rephrases = [t.format(s=subj) for t in train_t if t != template]
             else:
                 rephrases = [t.format(s=subj) for t in heldout_t]
-            locality = _locality(rng, by_split[split], rel, subj, options.n_locality)
+            locality = _locality(rng, by_split[split], rel, subj, options.n_locality, template)
             splits[split].append(
                 EditRecord(
                     prompt=template.format(s=subj),
@@ -258,13 +259,23 @@ def make_records(
 
 
 def _locality(
-    rng: random.Random, split_facts: dict[str, list[tuple[str, str]]], rel: str, subj: str, n: int
+    rng: random.Random,
+    split_facts: dict[str, list[tuple[str, str]]],
+    rel: str,
+    subj: str,
+    n: int,
+    template: str,
 ) -> list[LocalityItem]:
-    """Pick ``n`` true facts about other subjects of the split, preferring relations other than ``rel``.
+    """Pick ``n`` true facts about other subjects of the split: unrelated facts and same-relation neighbours.
 
-    A relation is drawn first (uniformly among those with facts left), then one of its facts, so the many
-    city facts do not crowd out the country relations. A subject has at most one fact per relation, which
-    makes the candidate counts below exact.
+    Items alternate: even positions are facts of *other* relations (the paper's kind of locality, an
+    unrelated question), odd positions are *neighbours* -- the same relation and the edit's own template
+    about another subject ("The capital of Japan is" beside an edit of France's capital), as in
+    CounterFact's neighbourhood prompts. Neighbours are what teaches an editor not to rewrite a whole
+    relation: trained with unrelated locality only, a MEND editor on SmolLM2 learned "capital of * → Rome".
+    When one kind runs out the other fills in. For the unrelated kind a relation is drawn first (uniformly
+    among those with facts left), then one of its facts, so the many city facts do not crowd out the
+    country relations. A subject has at most one fact per relation, which makes the candidate counts exact.
     """
     chosen: list[tuple[str, str, str]] = []
 
@@ -272,18 +283,25 @@ def _locality(
         facts = split_facts.get(r, [])
         return len(facts) - _has_subject(facts, subj) - sum(c[0] == r for c in chosen)
 
-    for prefer_other in (True, False):
-        while len(chosen) < n:
-            live = [r for r in RELATIONS if (r != rel) == prefer_other and n_left(r) > 0]
-            if not live:
-                break
-            r = rng.choice(live)
-            while True:  # rejection sampling; at least one candidate is left
-                s, v = rng.choice(split_facts[r])
-                if s != subj and (r, s, v) not in chosen:
-                    chosen.append((r, s, v))
-                    break
-    return [LocalityItem(rng.choice(RELATION_TEMPLATES[r]["train"]).format(s=s), v) for r, s, v in chosen]
+    def pick(neighbour: bool) -> bool:
+        live = [r for r in RELATIONS if (r == rel) == neighbour and n_left(r) > 0]
+        if not live:
+            return False
+        r = rng.choice(live)
+        while True:  # rejection sampling; at least one candidate is left
+            s, v = rng.choice(split_facts[r])
+            if s != subj and (r, s, v) not in chosen:
+                chosen.append((r, s, v))
+                return True
+
+    while len(chosen) < n:
+        neighbour = len(chosen) % 2 == 1
+        if not pick(neighbour) and not pick(not neighbour):
+            break
+    return [
+        LocalityItem((template if r == rel else rng.choice(RELATION_TEMPLATES[r]["train"])).format(s=s), v)
+        for r, s, v in chosen
+    ]
 
 
 def _has_subject(facts: list[tuple[str, str]], subj: str) -> bool:
