@@ -173,3 +173,39 @@ def test_write_records_is_atomic_and_leaves_no_temp_files(tmp_path):
     with pytest.raises(ValueError, match="no records"):
         write_records(tmp_path / "none.jsonl", [])
     assert not (tmp_path / "none.jsonl").exists()
+
+
+def test_task_defaults_to_completion_and_round_trips(tmp_path):
+    record = EditRecord(
+        prompt="Claim: Paris is in Italy.", target_new="true", target_true="false", task="classification"
+    )
+    assert EditRecord(prompt="p", target_new="t").task == "completion"
+    path = tmp_path / "cls.jsonl"
+    write_records(path, [record])
+    (back,) = read_records(path)
+    assert back.task == "classification" and back.to_dict() == record.to_dict()
+
+
+def test_classification_labels_are_checked(tmp_path):
+    msg = _error_for(tmp_path, _good(task="classification", target_new="SUPPORTS"))
+    assert "x.jsonl:2" in msg
+    assert "'target_new'" in msg and "'false' or 'true'" in msg and "SUPPORTS" in msg
+    msg = _error_for(tmp_path, _good(task="classification", target_new="true", target_true="false"))
+    assert "'locality[0].answer'" in msg  # the fixture's locality answer "Lima" is not a label
+
+
+def test_unknown_task_is_an_error(tmp_path):
+    msg = _error_for(tmp_path, _good(task="regression"))
+    assert "'task'" in msg and "completion, classification, generation" in msg
+
+
+def test_generation_locality_may_score_whole_text():
+    record = EditRecord(
+        prompt="A passage that",
+        target_new=" goes on",
+        task="generation",
+        locality=[LocalityItem("", "Some text.")],
+    )
+    assert record.locality[0].prompt == ""
+    with pytest.raises(RecordError, match="only generation records may leave the prompt empty"):
+        EditRecord(prompt="p", target_new="t", locality=[LocalityItem("", "Some text.")])

@@ -363,6 +363,7 @@ def _from_row(row: dict[str, Any]) -> EditRecord:
         relation=row["relation"],
         id=row["id"],
         meta=json.loads(row["meta"]),
+        task=row.get("task") or "completion",
     )
 
 

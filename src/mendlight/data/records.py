@@ -8,7 +8,16 @@ and optional locality facts that must not. On disk a dataset split is a JSONL fi
      "locality": [{"prompt": "The capital of Peru is", "answer": "Lima"}],
      "subject": "France", "relation": "capital", "id": "capital/France", "meta": {}}
 
-Only ``prompt`` and ``target_new`` are required. Every error names the file, the line and the field, and says
+Only ``prompt`` and ``target_new`` are required. ``task`` says how the target is scored:
+
+* ``completion`` (default): the target tokens follow the prompt (question answering, facts);
+* ``classification``: a binary claim; ``target_new``, ``target_true`` and every locality answer are
+  ``"true"`` or ``"false"`` (the paper's FEVER setting: the sign of one logit);
+* ``generation``: ``target_new`` is a continuation of the passage ``prompt`` (the paper's Wikitext
+  10-token setting); a locality item with an empty ``prompt`` scores its whole ``answer`` as text
+  (perplexity), and an empty ``rephrases`` list lets the data module cut prefixes of the prompt instead.
+
+Every error names the file, the line and the field, and says
 what to do (:class:`RecordError`).
 """
 
@@ -33,9 +42,14 @@ RECORD_KEYS: tuple[str, ...] = (
     "relation",
     "id",
     "meta",
+    "task",
 )
 REQUIRED_KEYS: tuple[str, ...] = ("prompt", "target_new")
 LOCALITY_KEYS: tuple[str, ...] = ("prompt", "answer")
+#: Task types: what a record's target is and how it is scored.
+TASKS: tuple[str, ...] = ("completion", "classification", "generation")
+#: The labels of a ``classification`` record (its targets and its locality answers).
+CLASS_LABELS: tuple[str, ...] = ("false", "true")
 
 _REQUIRED_HINTS = {
     "prompt": "every record needs the edit prompt x_e (the text the new target follows)",
@@ -88,6 +102,7 @@ class EditRecord:
         relation: the relation name (for reports).
         id: a unique id; :func:`read_records` fills ``"<file stem>:<line>"`` when missing.
         meta: free-form JSON-serialisable information (sources, template kinds, ...).
+        task: ``"completion"`` (default), ``"classification"`` or ``"generation"`` (see the module doc).
 
     """
 
@@ -100,6 +115,7 @@ class EditRecord:
     relation: str | None = None
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    task: str = "completion"
 
     def __post_init__(self) -> None:
         if isinstance(self.locality, list):
@@ -126,6 +142,7 @@ class EditRecord:
             "relation": self.relation,
             "id": self.id,
             "meta": dict(self.meta),
+            "task": self.task,
         }
 
     @classmethod
@@ -151,6 +168,7 @@ class EditRecord:
             relation=d.get("relation"),
             id=d.get("id"),
             meta=dict(d.get("meta") or {}),
+            task=d.get("task") or "completion",
         )
 
 
@@ -180,6 +198,14 @@ def _validate(d: Any, source: str) -> None:
         raise RecordError(
             f"{source}: unknown field(s) {names}; allowed fields are {', '.join(RECORD_KEYS)} "
             "(check the spelling, or move extra information into 'meta')"
+        )
+    task = d.get("task")
+    if task is None:
+        task = "completion"
+    elif task not in TASKS:
+        raise RecordError(
+            f"{source}: field 'task' must be one of {', '.join(TASKS)} (got {_show(task)}); "
+            "leave it out for prompt-completion records"
         )
     for key in REQUIRED_KEYS:
         if key not in d:
@@ -216,7 +242,9 @@ def _validate(d: Any, source: str) -> None:
                 f"(got {_show(locality)}); wrap a single item in [...]"
             )
         for i, item in enumerate(locality):
-            _validate_locality_item(item, f"locality[{i}]", source)
+            _validate_locality_item(item, f"locality[{i}]", source, task)
+    if task == "classification":
+        _validate_labels(d, source)
     meta = d.get("meta")
     if meta is not None and not isinstance(meta, dict):
         raise RecordError(
@@ -225,7 +253,26 @@ def _validate(d: Any, source: str) -> None:
         )
 
 
-def _validate_locality_item(item: Any, name: str, source: str) -> None:
+def _validate_labels(d: dict[str, Any], source: str) -> None:
+    """A classification record's targets and locality answers must be class labels."""
+    labels = " or ".join(repr(label) for label in CLASS_LABELS)
+    for key in ("target_new", "target_true"):
+        value = d.get(key)
+        if value is not None and value not in CLASS_LABELS:
+            raise RecordError(
+                f"{source}: field '{key}' of a classification record must be {labels} (got {_show(value)}); "
+                "map the dataset's labels when converting (e.g. SUPPORTS -> 'true')"
+            )
+    for i, item in enumerate(d.get("locality") or []):
+        answer = item.answer if isinstance(item, LocalityItem) else item["answer"]
+        if answer not in CLASS_LABELS:
+            raise RecordError(
+                f"{source}: field 'locality[{i}].answer' of a classification record must be {labels} "
+                f"(got {_show(answer)})"
+            )
+
+
+def _validate_locality_item(item: Any, name: str, source: str, task: str = "completion") -> None:
     if isinstance(item, LocalityItem):
         item = item.to_dict()
     if not isinstance(item, dict):
@@ -244,10 +291,13 @@ def _validate_locality_item(item: Any, name: str, source: str) -> None:
             raise RecordError(
                 f"{source}: field '{name}.{key}' is missing; a locality item needs both 'prompt' and 'answer'"
             )
+        if key == "prompt" and task == "generation" and item[key] == "":
+            continue  # generation: an empty prompt scores the whole answer as text
         if not _nonempty_str(item[key]):
             raise RecordError(
                 f"{source}: field '{name}.{key}' must be a non-empty string (got {_show(item[key])}); "
                 "a locality item needs both 'prompt' and 'answer'"
+                + (" (only generation records may leave the prompt empty)" if key == "prompt" else "")
             )
 
 
