@@ -177,7 +177,11 @@ def test_write_records_is_atomic_and_leaves_no_temp_files(tmp_path):
 
 def test_task_defaults_to_completion_and_round_trips(tmp_path):
     record = EditRecord(
-        prompt="Claim: Paris is in Italy.", target_new="true", target_true="false", task="classification"
+        prompt="Claim: Paris is in Italy.",
+        target_new="true",
+        target_true="false",
+        task="classification",
+        id="c1",
     )
     assert EditRecord(prompt="p", target_new="t").task == "completion"
     path = tmp_path / "cls.jsonl"
