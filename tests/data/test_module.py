@@ -263,3 +263,222 @@ def test_sampler_resumes_mid_epoch():
     other = ResumableShuffleSampler(10, seed=4)
     other.set_epoch(3)
     assert list(other) != order
+
+
+# ---------------------------------------------------------------------- layouts and task types
+
+
+def _gen_record(i, rephrases=(), true=None):
+    return EditRecord(
+        prompt=f"Passage {i}: the river runs down the hill and",
+        target_new=" then it ends",
+        target_true=true,
+        rephrases=list(rephrases),
+        locality=[LocalityItem("", f"A whole passage of text number {i}."), LocalityItem("Q is", "A")],
+        id=f"g{i}",
+        task="generation",
+    )
+
+
+def _scored(rows, i):
+    labels = rows["labels"][i]
+    return labels[labels != -100].tolist()
+
+
+def test_generation_edit_and_locality_rows():
+    dm = EditDataModule(tokenizer=TOK, n_loc=2, max_length=64, max_loc_length=12, seed=5)
+    rec = _gen_record(0, true=" and so on")
+    batch = dm.make_batch([rec], train=False)
+    edit = batch["edit"]
+    n = int(edit["attention_mask"][0].sum())
+    ids = edit["input_ids"][0, :n].tolist()
+    assert dm.tok.decode(ids) == rec.prompt + rec.target_new  # the target is appended verbatim
+    target = dm.tok(rec.target_new, add_special_tokens=False)["input_ids"]
+    assert _scored(edit, 0) == target == ids[-len(target) :]  # the last tokens are the labels
+    assert edit["labels"][0, n - len(target) - 1 : n - 1].tolist() == target  # aligned with the logits
+    assert _labeled(dm, batch["true"], 0) == " and so on"
+    loc = batch["loc"]
+    passage = dm.tok("A whole passage of text number 0.")["input_ids"][:12]
+    assert loc["input_ids"][0].tolist() == passage  # truncated to max_loc_length, keeps the start
+    assert loc["labels"][0].tolist() == passage[1:] + [-100]  # every next token is scored
+    assert loc["attention_mask"][0].tolist() == [1] * 12
+    assert _labeled(dm, loc, 1) == " A"  # a locality item with a prompt is prompt -> answer
+    assert batch["meta"]["loc_prompts"] == ["", "Q is"] and batch["meta"]["tasks"] == ["generation"]
+    _check_right_padding(loc, dm.tok.pad_token_id)
+
+
+def _cut(dm, batch, i=0):
+    """Number of prefix tokens removed from edit row ``i`` in its equivalence row."""
+    edit_len = int(batch["edit"]["attention_mask"][i].sum())
+    rows = batch["equiv"]["edit_index"].tolist()
+    j = rows.index(i)
+    equiv_len = int(batch["equiv"]["attention_mask"][j].sum())
+    remove = edit_len - equiv_len
+    assert (
+        batch["equiv"]["input_ids"][j, :equiv_len].tolist()
+        == batch["edit"]["input_ids"][i, remove:edit_len].tolist()
+    )
+    assert (
+        batch["equiv"]["labels"][j, :equiv_len].tolist()
+        == batch["edit"]["labels"][i, remove:edit_len].tolist()
+    )
+    return remove
+
+
+def test_generation_prefix_cut_rephrase():
+    dm = EditDataModule(tokenizer=TOK, n_loc=0, seed=1)
+    records = [_gen_record(i) for i in range(12)]
+    prefix = [len(dm.tok(r.prompt)["input_ids"]) for r in records]
+    for train in (False, True):
+        batch = dm.make_batch(records, train=train)
+        assert batch["equiv"]["edit_index"].tolist() == list(range(12))  # one cut row per edit
+        cuts = [_cut(dm, batch, i) for i in range(12)]
+        assert all(0 <= c <= n // 2 for c, n in zip(cuts, prefix, strict=True)) and len(set(cuts)) > 1
+        for i in range(12):
+            assert _scored(batch["equiv"], i) == _scored(batch["edit"], i)  # the labels move with the tokens
+    # evaluation: deterministic per record id and seed, whatever the batch
+    alone = dm.make_batch(records[3:4], train=False)
+    assert _cut(dm, alone) == _cut(dm, dm.make_batch(records, train=False), 3)
+    again = EditDataModule(tokenizer=TOK, n_loc=0, seed=1).make_batch(records, train=False)
+    assert (
+        again["equiv"]["input_ids"].tolist()
+        == dm.make_batch(records, train=False)["equiv"]["input_ids"].tolist()
+    )
+    per_seed = [
+        tuple(
+            _cut(dm, EditDataModule(tokenizer=TOK, n_loc=0, seed=s).make_batch(records, False), i)
+            for i in range(12)
+        )
+        for s in range(3)
+    ]
+    assert len(set(per_seed)) > 1
+    # a generation record with rephrases uses them (target still verbatim)
+    rephrased = _gen_record(0, rephrases=["Another passage that"])
+    batch = dm.make_batch([rephrased], train=False)
+    assert dm.tok.decode(batch["equiv"]["input_ids"][0]) == "Another passage that then it ends"
+
+
+def test_generation_locality_scored_as_text_in_training(data_dir):
+    dm = EditDataModule(tokenizer=TOK, n_loc=2, max_length=64, seed=0)
+    batch = dm.make_batch([_gen_record(0), _gen_record(1)], train=True)
+    for row, prompt in enumerate(batch["meta"]["loc_prompts"]):
+        n = int(batch["loc"]["attention_mask"][row].sum())
+        ids = batch["loc"]["input_ids"][row, :n].tolist()
+        if prompt == "":
+            assert batch["loc"]["labels"][row, :n].tolist() == ids[1:] + [-100]
+        else:
+            assert _labeled(dm, batch["loc"], row) == " A"
+
+
+@pytest.mark.parametrize(
+    ("ref", "start"), [("tiny-random-t5", 0), ("tiny-random-t5-v1_1", 0), ("tiny-random-bart", 2)]
+)
+def test_seq2seq_batches(ref, start):
+    from mendlight.data.batch import concat_rows
+    from mendlight.models.loading import load_base_config
+
+    assert load_base_config(ref).decoder_start_token_id == start
+    dm = EditDataModule(tokenizer=ref, n_loc=2, max_length=32)
+    assert dm.layout == "seq2seq"
+    tok, eos, pad = dm.tok, dm.tok.eos_token_id, dm.tok.pad_token_id
+    records = [_record(0), _record(1, n_reph=1, true=False)]
+    batch = dm.make_batch(records, train=False)
+    assert set(batch) == {"edit", "equiv", "loc", "true", "meta"}
+
+    def check(rows, i, prompt, target):
+        enc = tok(prompt)["input_ids"]
+        n = int(rows["attention_mask"][i].sum())
+        assert rows["input_ids"][i, :n].tolist() == enc  # with the tokenizer's special tokens
+        labels = tok(target, add_special_tokens=False)["input_ids"] + [eos]  # no leading space, eos last
+        m = int(rows["decoder_attention_mask"][i].sum())
+        assert rows["labels"][i, :m].tolist() == labels
+        assert rows["decoder_input_ids"][i, :m].tolist() == [start] + labels[:-1]
+        assert (rows["labels"][i, m:] == -100).all() and (rows["decoder_input_ids"][i, m:] == pad).all()
+        assert (rows["input_ids"][i, n:] == pad).all() and not rows["attention_mask"][i, n:].any()
+
+    for i, r in enumerate(records):
+        check(batch["edit"], i, r.prompt, r.target_new)
+    for row, i in enumerate(batch["equiv"]["edit_index"].tolist()):
+        check(batch["equiv"], row, records[i].rephrases[row - 2 * (i == 1)], records[i].target_new)
+    for row in range(batch["loc"]["input_ids"].shape[0]):
+        check(batch["loc"], row, batch["meta"]["loc_prompts"][row], batch["meta"]["loc_answers"][row])
+    check(batch["true"], 0, records[0].prompt, records[0].target_true)
+    assert batch["true"]["labels"][1].tolist() == [-100] * batch["true"]["labels"].shape[1]
+    assert batch["true"]["decoder_input_ids"][1, 0] == start
+    stacked, sizes = concat_rows([batch[g] for g in ("edit", "equiv", "loc", "true")], pad)
+    assert sizes == [2, 3, 4, 2]
+    assert (
+        stacked["labels"].shape
+        == stacked["decoder_input_ids"].shape
+        == stacked["decoder_attention_mask"].shape
+    )
+    assert (stacked["decoder_input_ids"][:, 0] == start).all()
+    train = dm.make_batch(records, train=True)
+    assert train["equiv"]["labels"].tolist() == train["edit"]["labels"].tolist()  # same targets
+    empty = dm.make_batch([EditRecord(prompt="Edit this", target_new="now")], train=False)
+    assert empty["equiv"]["decoder_input_ids"].shape == (0, 1)
+
+
+def _claim(i, label="true", true="false"):
+    return EditRecord(
+        prompt=f"Claim number {i} holds.",
+        target_new=label,
+        target_true=true,
+        rephrases=[f"Claim {i} is right."],
+        locality=[LocalityItem(f"Other claim {i}.{j}.", ["true", "false"][j % 2]) for j in range(3)],
+        id=f"c{i}",
+        task="classification",
+    )
+
+
+def test_classifier_batches(tmp_path):
+    for split in ("train", "val", "test"):
+        write_records(tmp_path / f"{split}.jsonl", [_claim(i, ["true", "false"][i % 2]) for i in range(6)])
+    dm = _dm(tmp_path, tokenizer="tiny-random-bert", n_edits=2, n_loc=2, max_length=16)
+    assert dm.layout == "classifier"
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["edit"]["labels"].tolist() == [1, 0]
+    assert batch["equiv"]["labels"].tolist() == [1, 0] and batch["equiv"]["edit_index"].tolist() == [0, 1]
+    assert batch["loc"]["labels"].tolist() == [1, 0, 1, 0]
+    assert batch["true"]["labels"].tolist() == [0, 0]
+    for group in ("edit", "equiv", "loc", "true"):
+        rows = batch[group]
+        assert rows["labels"].ndim == 1 and rows["labels"].shape[0] == rows["input_ids"].shape[0]
+        assert "decoder_input_ids" not in rows
+    n = int(batch["edit"]["attention_mask"][0].sum())
+    claim = dm.tok("Claim number 0 holds.")["input_ids"]
+    assert len(claim) > 16 and n == 16  # too long for max_length: the claim keeps its start
+    assert batch["edit"]["input_ids"][0, :n].tolist() == claim[:16]
+    train = next(iter(dm.train_dataloader()))
+    assert train["loc"]["labels"].shape == (4,) and train["edit"]["labels"].shape == (2,)
+    mixed = dm.make_batch([_claim(0, true=None), _claim(1)], train=False)
+    assert mixed["true"]["labels"].tolist() == [-100, 0]
+    assert dm.make_batch([_claim(0, true=None)], train=False).keys() == {"edit", "equiv", "loc", "meta"}
+
+
+def test_task_and_model_mismatch_errors(tmp_path):
+    from mendlight.data.records import RecordError
+
+    cases = [
+        (TOK, [_claim(0)], r"record 'c0' has task 'classification'.*classifier"),
+        ("tiny-random-bert", [_record(0)], r"record 'r0' has task 'completion'.*classification records"),
+        ("tiny-random-t5", [_gen_record(0)], r"record 'g0' has task 'generation'.*causal"),
+    ]
+    for ref, records, message in cases:
+        for split in ("train", "val", "test"):
+            write_records(tmp_path / f"{split}.jsonl", records)
+        dm = EditDataModule(dataset=str(tmp_path), tokenizer=ref)
+        with pytest.raises(RecordError, match=r"train\.jsonl: " + message):
+            dm.setup("fit")
+        with pytest.raises(RecordError, match=message):
+            EditDataModule(tokenizer=ref).make_batch(records, train=False)
+    with pytest.raises(TypeError, match="causal"):
+        EditDataModule(tokenizer="tiny-random-bert").encode("a", "b")
+
+
+def test_encode_errors_name_the_record():
+    dm = EditDataModule(tokenizer=TOK, max_length=8)
+    with pytest.raises(ValueError, match="record 'long'.*max_length=8"):
+        dm.make_batch([EditRecord(prompt="p", target_new="a much too long target", id="long")], train=False)
+    with pytest.raises(ValueError, match="max_loc_length"):
+        EditDataModule(max_loc_length=1)

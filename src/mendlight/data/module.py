@@ -2,9 +2,11 @@
 
 Splits are JSONL files of :class:`~mendlight.data.records.EditRecord` (``train.jsonl``, ``val.jsonl``,
 ``test.jsonl``), either in a directory or built offline by the embedded fact builder
-(:mod:`mendlight.data.builders.facts`). Every prompt/target pair is tokenised by
-:meth:`EditDataModule.encode`, which shifts labels so that they line up with the logits (see
-:mod:`mendlight.data.batch`).
+(:mod:`mendlight.data.builders.facts`). Rows are tokenised by the encoder of the base model's layout
+(:mod:`mendlight.data.encoding`: causal, seq2seq or classifier, from ``model_kind`` of the config named by
+the ``tokenizer`` option), with labels aligned with the logits (see :mod:`mendlight.data.batch`). A record
+whose ``task`` the layout cannot score (e.g. a classification record with a causal LM) is rejected at
+``setup`` with a :class:`~mendlight.data.records.RecordError` naming the file and the record id.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
-from mendlight.data.batch import EditBatch, TokenRows
+from mendlight.data.batch import EditBatch
+from mendlight.data.encoding import CausalEncoder, EncodedRow, RowEncoder, check_task, make_encoder
 from mendlight.data.records import EditRecord, LocalityItem, read_records
 from mendlight.data.sampling import ResumableShuffleSampler
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 EMBEDDED_DATASETS: tuple[str, ...] = ("facts",)
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
-IGNORE_INDEX = -100
 
 
 class EditDataModule(pl.LightningDataModule):
@@ -49,6 +50,7 @@ class EditDataModule(pl.LightningDataModule):
         eval_n_edits: int | None = None,
         n_loc: int = 1,
         max_length: int = 64,
+        max_loc_length: int | None = None,
         max_train_records: int | None = None,
         max_eval_records: int | None = None,
         seed: int = 0,
@@ -66,7 +68,11 @@ class EditDataModule(pl.LightningDataModule):
             n_edits: simultaneous edits per training batch (k).
             eval_n_edits: simultaneous edits per validation/test batch; defaults to ``n_edits``.
             n_loc: locality rows per edit record (sampled in training, the first ones in evaluation).
-            max_length: maximum tokens per row; long prompts are truncated from the left.
+            max_length: maximum tokens per row; long prompts are truncated from the left (seq2seq models:
+                of the encoder input, and separately of the decoder labels with their eos).
+            max_loc_length: maximum tokens of a full-text locality row (a generation record's locality
+                item with an empty prompt, scored as LM text: the passage keeps its first tokens);
+                defaults to ``max_length``.
             max_train_records: use only the first N training records (quick and debug runs).
             max_eval_records: use only the first N records of the validation and of the test split.
             seed: seed of the training shuffle and of the rephrase/locality sampling.
@@ -79,6 +85,7 @@ class EditDataModule(pl.LightningDataModule):
             ("eval_n_edits", eval_n_edits, 1),
             ("n_loc", n_loc, 0),
             ("max_length", max_length, 2),
+            ("max_loc_length", max_loc_length, 2),
             ("max_train_records", max_train_records, 1),
             ("max_eval_records", max_eval_records, 1),
             ("num_workers", num_workers, 0),
@@ -89,6 +96,7 @@ class EditDataModule(pl.LightningDataModule):
         self.splits: dict[str, Dataset] = {}
         self._train_sampler: ResumableShuffleSampler | None = None
         self._resume: dict[str, int] | None = None
+        self._encoder: RowEncoder | None = None
 
     # ------------------------------------------------------------------ sizes, tokenizer, files
 
@@ -150,6 +158,7 @@ class EditDataModule(pl.LightningDataModule):
             limit = self.hparams.max_train_records if split == "train" else self.hparams.max_eval_records
             if limit is not None:
                 records = records[:limit]
+            self.check_records(records, str(path))
             self.splits[split] = Dataset.from_list([_to_row(r) for r in records])
 
     def records(self, split: str) -> list[EditRecord]:
@@ -163,57 +172,55 @@ class EditDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ tokenisation and collate
 
+    @property
+    def layout(self) -> str:
+        """The base model's layout, ``causal``, ``seq2seq`` or ``classifier``, from its (cheap) config."""
+        return self.encoder.layout
+
+    @property
+    def encoder(self) -> RowEncoder:
+        """The row encoder of the base model's layout (:mod:`mendlight.data.encoding`), built on first use."""
+        if self._encoder is None:
+            from mendlight.models.arch import model_kind
+            from mendlight.models.loading import load_base_config
+
+            config = load_base_config(self.hparams.tokenizer)
+            self._encoder = make_encoder(
+                model_kind(config),
+                self.tok,
+                self.hparams.max_length,
+                self.hparams.max_loc_length,
+                getattr(config, "decoder_start_token_id", None),
+            )
+        return self._encoder
+
+    def check_records(self, records: list[EditRecord], source: str = "") -> None:
+        """Raise a ``RecordError`` naming ``source`` and the record if a ``task`` does not fit the model."""
+        layout = self.layout
+        for record in records:
+            check_task(record.task, layout, record.id, self.hparams.tokenizer, source)
+
     def encode(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
-        """Tokenise a prompt and its target into input ids and logit-aligned labels.
-
-        The prompt gets the tokenizer's default special tokens; the target follows after one space (none if
-        the prompt already ends in whitespace), without special tokens. ``labels[i]`` is the token at
-        ``i + 1`` on the target span and -100 elsewhere. A prompt too long for ``max_length`` loses tokens
-        on its left (a leading BOS is kept).
-
-        Args:
-            prompt: the input text.
-            target: the text the model should continue it with.
-
-        Returns:
-            ``(input_ids, labels)`` of equal length.
+        """``(input_ids, labels)`` of a causal LM: :meth:`~mendlight.data.encoding.CausalEncoder.pair`.
 
         Raises:
             ValueError: if the prompt or target gives no tokens, or the target alone does not fit.
+            TypeError: if the base model is not a causal LM.
 
         """
-        tok = self.tok
-        prompt_ids = list(tok(prompt, add_special_tokens=True)["input_ids"])
-        sep = "" if prompt[-1:].isspace() else " "
-        target_ids = list(tok(sep + target, add_special_tokens=False)["input_ids"])
-        if not prompt_ids:
-            raise ValueError(f"prompt {prompt!r} gives no tokens, so nothing can predict the target")
-        if not target_ids:
-            raise ValueError(f"target {target!r} of prompt {prompt!r} gives no tokens")
-        max_length = self.hparams.max_length
-        budget = max_length - len(target_ids)
-        if budget < 1:
-            raise ValueError(
-                f"target {target!r} has {len(target_ids)} tokens and does not fit max_length={max_length} "
-                "with at least one prompt token; raise max_length or shorten the target"
-            )
-        if len(prompt_ids) > budget:
-            bos = tok.bos_token_id
-            if bos is not None and prompt_ids[0] == bos and budget >= 2:
-                prompt_ids = [bos] + prompt_ids[len(prompt_ids) - budget + 1 :]
-            else:
-                prompt_ids = prompt_ids[len(prompt_ids) - budget :]
-        input_ids = prompt_ids + target_ids
-        labels = [IGNORE_INDEX] * (len(prompt_ids) - 1) + target_ids + [IGNORE_INDEX]
-        return input_ids, labels
-
-    def _prompt_only(self, prompt: str) -> tuple[list[int], list[int]]:
-        """Tokenise a prompt without a target (every label -100), truncated like :meth:`encode`."""
-        ids = list(self.tok(prompt, add_special_tokens=True)["input_ids"])[-self.hparams.max_length :]
-        return ids, [IGNORE_INDEX] * len(ids)
+        if not isinstance(self.encoder, CausalEncoder):
+            raise TypeError(f"encode() gives causal rows; the base model is {self.layout}: use encoder.pair")
+        row = self.encoder.pair(prompt, target)
+        return row.input_ids, row.labels  # type: ignore[return-value]
 
     def make_batch(self, records: list[EditRecord], train: bool) -> EditBatch:
         """Collate edit records into one :class:`EditBatch` of ``len(records)`` simultaneous edits.
+
+        Rows follow the model layout (:mod:`mendlight.data.encoding`). A ``generation`` record appends its
+        target verbatim; without rephrases its equivalence row is the edit row with a prefix cut (spec §5.4:
+        up to half of the prompt tokens, drawn from the batch RNG in training and from an RNG seeded by
+        ``seed`` and the record id in evaluation), and a locality item with an empty prompt is a full-text
+        row (every next token scored, at most ``max_loc_length`` tokens).
 
         Args:
             records: the edits (at least one).
@@ -222,44 +229,46 @@ class EditDataModule(pl.LightningDataModule):
                 first ``n_loc`` locality items, and a ``true`` sub-batch if any record has ``target_true``).
 
         Returns:
-            The batch; groups without rows are tensors of shape ``[0, 1]``. Locality items whose prompt is
-            the prompt or a rephrase of an edit in the same batch are skipped (that fact is being edited).
+            The batch; groups without rows are ``[0, 1]`` tensors (classifier labels ``[0]``). Locality items
+            whose prompt is the prompt or a rephrase of an edit in the batch are skipped (being edited).
+
+        Raises:
+            RecordError: if a record's task does not fit the model layout.
+            ValueError: if a row cannot be encoded (the message names the record).
 
         """
         if not records:
             raise ValueError("make_batch needs at least one record")
-        n_loc = self.hparams.n_loc
+        self.check_records(records)
+        enc = self.encoder
         rng = self._sampling_rng(records) if train else None
-        edit = [self.encode(r.prompt, r.target_new) for r in records]
         edited_prompts = {p for r in records for p in (r.prompt, *r.rephrases)}
-        equiv, equiv_index, loc, loc_index = [], [], [], []
+        edit, equiv, equiv_index, loc, loc_index = [], [], [], [], []
         loc_items: list[LocalityItem] = []
         for i, r in enumerate(records):
-            usable = [item for item in r.locality if item.prompt not in edited_prompts]
-            if rng is not None:
-                prompts = [rng.choice([r.prompt, *r.rephrases])]
-                items = rng.sample(usable, min(n_loc, len(usable)))
-            else:
-                prompts, items = list(r.rephrases), usable[:n_loc]
-            for prompt in prompts:
-                equiv.append(self.encode(prompt, r.target_new))
-                equiv_index.append(i)
-            for item in items:
-                loc.append(self.encode(item.prompt, item.answer))
-                loc_index.append(i)
-                loc_items.append(item)
-        pad_id = int(self.tok.pad_token_id)
+            try:
+                edit_row, equiv_rows, loc_rows, items = self._record_rows(r, edited_prompts, rng)
+            except ValueError as err:
+                raise ValueError(f"record {r.id!r}: {err}") from err
+            edit.append(edit_row)
+            equiv += equiv_rows
+            equiv_index += [i] * len(equiv_rows)
+            loc += loc_rows
+            loc_index += [i] * len(loc_rows)
+            loc_items += items
         batch: dict[str, Any] = {
-            "edit": _pad(edit, pad_id),
-            "equiv": _pad(equiv, pad_id, equiv_index),
-            "loc": _pad(loc, pad_id, loc_index),
+            "edit": enc.pad(edit),
+            "equiv": enc.pad(equiv, equiv_index),
+            "loc": enc.pad(loc, loc_index),
         }
         if not train and any(r.target_true is not None for r in records):
             true = [
-                self._prompt_only(r.prompt) if r.target_true is None else self.encode(r.prompt, r.target_true)
+                enc.prompt_only(r.prompt)
+                if r.target_true is None
+                else enc.pair(r.prompt, r.target_true, verbatim=r.task == "generation")
                 for r in records
             ]
-            batch["true"] = _pad(true, pad_id)
+            batch["true"] = enc.pad(true)
         batch["meta"] = {
             "ids": [r.id if r.id is not None else f"#{i}" for i, r in enumerate(records)],
             "prompts": [r.prompt for r in records],
@@ -268,8 +277,29 @@ class EditDataModule(pl.LightningDataModule):
             "rephrases": [list(r.rephrases) for r in records],
             "loc_prompts": [item.prompt for item in loc_items],
             "loc_answers": [item.answer for item in loc_items],
+            "tasks": [r.task for r in records],
         }
         return batch  # type: ignore[return-value]
+
+    def _record_rows(
+        self, r: EditRecord, edited: set[str], rng: random.Random | None
+    ) -> tuple[EncodedRow, list[EncodedRow], list[EncodedRow], list[LocalityItem]]:
+        """The edit row, equivalence rows, locality rows and items of one record (see :meth:`make_batch`)."""
+        enc, gen = self.encoder, r.task == "generation"
+        edit_row = enc.pair(r.prompt, r.target_new, verbatim=gen)
+        if gen and not r.rephrases:
+            cut_rng = rng if rng is not None else random.Random(f"{self.hparams.seed}/cut/{r.id or r.prompt}")
+            equiv = [enc.cut_prefix(edit_row, cut_rng)]
+        else:
+            prompts = [rng.choice([r.prompt, *r.rephrases])] if rng is not None else list(r.rephrases)
+            equiv = [enc.pair(p, r.target_new, verbatim=gen) for p in prompts]
+        usable = [item for item in r.locality if item.prompt not in edited]
+        n_loc = self.hparams.n_loc
+        items = rng.sample(usable, min(n_loc, len(usable))) if rng is not None else usable[:n_loc]
+        loc = [
+            enc.text(it.answer) if gen and not it.prompt else enc.pair(it.prompt, it.answer) for it in items
+        ]
+        return edit_row, equiv, loc, items
 
     def _sampling_rng(self, records: list[EditRecord]) -> random.Random:
         """The training RNG of one batch, seeded by (seed, epoch, record ids): resumes and workers agree."""
@@ -365,21 +395,3 @@ def _from_row(row: dict[str, Any]) -> EditRecord:
         meta=json.loads(row["meta"]),
         task=row.get("task") or "completion",
     )
-
-
-def _pad(
-    rows: list[tuple[list[int], list[int]]], pad_id: int, edit_index: list[int] | None = None
-) -> TokenRows:
-    """Right-pad ``(input_ids, labels)`` rows into a :class:`TokenRows` group (``[0, 1]`` if empty)."""
-    width = max((len(ids) for ids, _ in rows), default=1)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    for i, (ids, labs) in enumerate(rows):
-        input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attention_mask[i, : len(ids)] = 1
-        labels[i, : len(labs)] = torch.tensor(labs, dtype=torch.long)
-    group: TokenRows = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-    if edit_index is not None:
-        group["edit_index"] = torch.tensor(edit_index, dtype=torch.long)
-    return group

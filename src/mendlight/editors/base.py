@@ -16,8 +16,8 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from mendlight.data.batch import EditBatch, TokenRows, num_rows
-from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_only, record_rows, update_metrics
+from mendlight.data.batch import EditBatch, TokenRows, model_inputs, num_rows, score_mask
+from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_inputs, record_rows, update_metrics
 from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
 from mendlight.losses import kl_locality, masked_nll, sequence_success
@@ -25,8 +25,8 @@ from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
     ParamDeltas,
     edited_params,
-    forward_with,
     greedy_continuations,
+    model_logits,
     state_fingerprint,
 )
 from mendlight.models.loading import load_base_model, load_tokenizer
@@ -78,7 +78,8 @@ class Editor(pl.LightningModule):
         self.base = load_base_model(base_model, dtype)
         self.edit_names = resolve_edit_params(self.base, edit_params)
         self.splitter = _block_split(self.base, self.edit_names)
-        self.vocab_size = int(self.base.get_output_embeddings().weight.shape[0])
+        head = self.base.get_output_embeddings()  # None for a classifier (one logit per row)
+        self.vocab_size = int(head.weight.shape[0]) if head is not None else 0
         self.stage_metrics = torch.nn.ModuleDict(
             {"val_metrics": StageMetrics(), "test_metrics": StageMetrics()}
         )
@@ -124,17 +125,16 @@ class Editor(pl.LightningModule):
     ) -> torch.Tensor:
         """Logits of ``rows`` with some parameters substituted (``W + Δ``, or differentiable leaves).
 
-        With cached ``hidden`` (from :meth:`bottom`) only the top blocks and the head run.
+        Token logits ``[rows, T, V]`` (decoder logits for encoder-decoder rows), or ``[rows]`` for a binary
+        classifier. With cached ``hidden`` (from :meth:`bottom`) only the top blocks and the head run.
         """
         if not num_rows(rows):
-            return rows["labels"].new_zeros((0, rows["labels"].shape[1], self.vocab_size), dtype=torch.float)
-        ids, mask = rows["input_ids"], rows["attention_mask"]
+            labels = rows["labels"]
+            shape = (0,) if labels.ndim == 1 else (0, labels.shape[1], self.vocab_size)
+            return labels.new_zeros(shape, dtype=torch.float)
         if hidden is not None:
-            return self.splitter.top(hidden, ids, mask, params)
-        if not params:
-            return forward_with(self.base, None, ids, mask)
-        kwargs = {"input_ids": ids, "attention_mask": mask, "use_cache": False}
-        return torch.func.functional_call(self.base, params, args=(), kwargs=kwargs, strict=False).logits
+            return self.splitter.top(hidden, rows["input_ids"], rows["attention_mask"], params)
+        return model_logits(self.base, model_inputs(rows), params or None)
 
     def forward_rows(
         self, rows: TokenRows, deltas: ParamDeltas | None = None, hidden: torch.Tensor | None = None
@@ -166,7 +166,7 @@ class Editor(pl.LightningModule):
         post_rows, post_hidden = stack.select("equiv", "loc")
         post_equiv, post_loc = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "equiv", "loc")
         loss_edit = masked_nll(post_equiv, equiv["labels"])
-        loss_loc = kl_locality(pre_loc, post_loc, loc["attention_mask"])
+        loss_loc = kl_locality(pre_loc, post_loc, score_mask(loc))
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
         k = num_rows(batch["edit"])
         if not torch.isfinite(loss):
@@ -253,7 +253,7 @@ class Editor(pl.LightningModule):
             else masked_nll(out.post_edit, edit["labels"])
         )
         loss = self.hparams.c_edit * nll + self.hparams.c_loc * kl_locality(
-            out.pre_loc, out.post_loc, batch["loc"]["attention_mask"]
+            out.pre_loc, out.post_loc, score_mask(batch["loc"])
         )
         k = num_rows(edit)
         metrics = self.stage_metrics[f"{stage}_metrics"]
@@ -266,19 +266,32 @@ class Editor(pl.LightningModule):
         if stage == "test":
             self._records.extend(rows)
 
+    def greedy_outputs(
+        self, rows: TokenRows, deltas: ParamDeltas | None, max_new_tokens: int | None = None
+    ) -> list[str]:
+        """What the model at ``θ + Δ`` (or θ) outputs for each row's prompt, as text for reports.
+
+        Generative rows get ``sample_tokens`` greedy tokens after the prompt (decoder tokens for
+        encoder-decoder rows; ``max_new_tokens`` overrides it); classification rows get the predicted label
+        with its probability.
+        """
+        if rows["labels"].ndim == 1:
+            with torch.no_grad():
+                probs = torch.sigmoid(self.forward_rows(rows, deltas).float()).tolist()
+            return [f"{'true' if p > 0.5 else 'false'} (p_true={p:.2f})" for p in probs]
+        ids, mask = prompt_inputs(rows)
+        eos, n = self.tokenizer.eos_token_id, max_new_tokens or self.hparams.sample_tokens
+        out = greedy_continuations(self.base, deltas, ids, mask, n, eos)
+        return [self.tokenizer.decode(o, skip_special_tokens=True) for o in out]
+
     def _add_samples(self, batch: EditBatch, rows: list[dict], deltas: ParamDeltas) -> None:
         room = self.hparams.n_samples - len(self._samples)
         if room <= 0:
             return
-        ids, mask = prompt_only(batch["edit"])
-        ids, mask = ids[:room], mask[:room]
-        eos = self.tokenizer.eos_token_id
-        n = self.hparams.sample_tokens
-        pre = greedy_continuations(self.base, None, ids, mask, n, eos)
-        post = greedy_continuations(self.base, deltas, ids, mask, n, eos)
+        edit = {k: v[:room] for k, v in batch["edit"].items()}
+        pre, post = self.greedy_outputs(edit, None), self.greedy_outputs(edit, deltas)  # type: ignore[arg-type]
         for row, a, b in zip(rows, pre, post, strict=False):
-            row["pre_output"] = self.tokenizer.decode(a, skip_special_tokens=True)
-            row["post_output"] = self.tokenizer.decode(b, skip_special_tokens=True)
+            row["pre_output"], row["post_output"] = a, b
             self._samples.append(row)
 
     def validation_step(self, batch: EditBatch, batch_idx: int) -> None:
@@ -293,13 +306,10 @@ class Editor(pl.LightningModule):
         """Per-record results with greedy pre/post outputs; ``mendlight predict`` writes predictions.jsonl."""
         out = self.evaluate_batch(batch)
         rows = record_rows(batch, out)
-        ids, mask = prompt_only(batch["edit"])
-        eos, n = self.tokenizer.eos_token_id, self.hparams.sample_tokens
-        pre = greedy_continuations(self.base, None, ids, mask, n, eos)
-        post = greedy_continuations(self.base, self._last_deltas, ids, mask, n, eos)
+        pre = self.greedy_outputs(batch["edit"], None)
+        post = self.greedy_outputs(batch["edit"], self._last_deltas)
         for row, a, b in zip(rows, pre, post, strict=True):
-            row["pre_output"] = self.tokenizer.decode(a, skip_special_tokens=True)
-            row["post_output"] = self.tokenizer.decode(b, skip_special_tokens=True)
+            row["pre_output"], row["post_output"] = a, b
         self._records.extend(rows)
         return rows
 
@@ -379,11 +389,14 @@ class Editor(pl.LightningModule):
 
 
 def _block_split(model: torch.nn.Module, edit_names: list[str]) -> BlockSplit | None:
-    """A split before the lowest edited block, or None when an edited weight lies outside the blocks."""
+    """A split before the lowest edited block of a causal LM; None for other layouts or off-block weights."""
     try:
-        blocks = arch_spec(model).blocks
+        spec = arch_spec(model)
     except ValueError:
         return None
+    if spec.kind != "causal":
+        return None
+    blocks = spec.blocks
     prefix = blocks + "."
     indices = []
     for name in edit_names:

@@ -7,13 +7,14 @@ locality rows, EasyEdit's pre/post agreement, and the per-record rows written to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
 from mendlight.data.batch import EditBatch, TokenRows
+from mendlight.losses import binary_as_tokens
 from mendlight.metrics import (
     AccuracyDrawdown,
     EditSuccess,
@@ -67,8 +68,31 @@ def _pred(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(-1)
 
 
+def token_form(batch: EditBatch, out: EditLogits) -> tuple[EditBatch, EditLogits]:
+    """Binary-classification logits and labels in token form (one row = one 2-class token), else unchanged.
+
+    See :func:`mendlight.losses.binary_as_tokens`: every metric then has one code path for both layouts.
+    """
+    if out.post_edit.ndim != 1:
+        return batch, out
+    groups = {}
+    for name in ("edit", "equiv", "loc", "true"):
+        if name in batch:
+            rows = dict(batch[name])
+            rows["labels"] = rows["labels"].unsqueeze(1)  # [rows] -> [rows, 1]
+            groups[name] = rows
+    tokens = {
+        name: binary_as_tokens(getattr(out, name))
+        for name in ("pre_loc", "post_edit", "post_equiv", "post_loc")
+    }
+    if out.pre_true is not None:
+        tokens["pre_true"] = binary_as_tokens(out.pre_true)
+    return {**batch, **groups}, replace(out, **tokens)  # type: ignore[return-value]
+
+
 def update_metrics(metrics: StageMetrics, batch: EditBatch, out: EditLogits) -> None:
     """Feed one batch into the stage's metrics."""
+    batch, out = token_form(batch, out)
     edit, equiv, loc = batch["edit"], batch["equiv"], batch["loc"]
     post_edit, post_equiv = _pred(out.post_edit), _pred(out.post_equiv)
     metrics.es_edit.update(post_edit, edit["labels"])
@@ -104,6 +128,7 @@ def _by_edit(values: torch.Tensor, index: torch.Tensor, k: int) -> list[list[flo
 
 def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
     """Per-record result rows (the schema of :func:`mendlight.reporting.summarise`)."""
+    batch, out = token_form(batch, out)
     edit, equiv, loc, meta = batch["edit"], batch["equiv"], batch["loc"], batch["meta"]
     k = edit["input_ids"].shape[0]
     es_edit = sequence_correct(_pred(out.post_edit), edit["labels"]).tolist()
@@ -170,3 +195,14 @@ def prompt_only(rows: TokenRows) -> tuple[torch.Tensor, torch.Tensor]:
     ids[mask == 0] = 0
     width = int(mask.sum(-1).max())
     return ids[:, :width], mask[:, :width]
+
+
+def prompt_inputs(rows: TokenRows) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs a model continues for each row.
+
+    The encoder input of encoder-decoder and classification rows; the prompt part (:func:`prompt_only`) of
+    decoder-only rows.
+    """
+    if "decoder_input_ids" in rows or rows["labels"].ndim == 1:
+        return rows["input_ids"], rows["attention_mask"]
+    return prompt_only(rows)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mendlight.data.batch import TokenRows, concat_rows
+from mendlight.data.batch import TokenRows, concat_rows, output_width
 
 if TYPE_CHECKING:
     from mendlight.editors.base import Editor
@@ -33,7 +33,7 @@ class RowStack:
         self.names = list(groups)
         self.rows, sizes = concat_rows(list(groups.values()), editor.pad_token_id)
         self.sizes = dict(zip(self.names, sizes, strict=True))
-        self.widths = {name: int(rows["input_ids"].shape[1]) for name, rows in groups.items()}
+        self.widths = {name: output_width(rows) for name, rows in groups.items()}
         self.offsets: dict[str, int] = {}
         start = 0
         for name in self.names:
@@ -55,4 +55,7 @@ class RowStack:
     def split(self, logits: torch.Tensor, *names: str) -> list[torch.Tensor]:
         """Split logits of ``select(*names)`` back into one tensor per group, each at its own width."""
         parts = torch.split(logits, [self.sizes[n] for n in names])
-        return [part[:, : self.widths[n]] for part, n in zip(parts, names, strict=True)]
+        return [
+            part if self.widths[n] is None else part[:, : self.widths[n]]
+            for part, n in zip(parts, names, strict=True)
+        ]

@@ -1,14 +1,16 @@
 """Edit a model without mutating it: parameter deltas applied through ``torch.func.functional_call``.
 
-An edit is a :data:`ParamDeltas` mapping (weight name → additive delta). :func:`forward_with` evaluates the
-model at ``θ + Δ`` functionally, so gradients flow into whatever produced Δ (an editor network, α) but never
-into the base weights, and the base stays bit-for-bit unchanged. :func:`materialised` writes an edit into the
+An edit is a :data:`ParamDeltas` mapping (weight name → additive delta). :func:`model_logits` evaluates any
+model layout with some parameters substituted, and :func:`forward_with` evaluates it at ``θ + Δ``
+functionally, so gradients flow into whatever produced Δ (an editor network, α) but never into the base
+weights, and the base stays bit-for-bit unchanged. :func:`materialised` writes an edit into the
 weights temporarily (restoring the exact original tensors afterwards) for saving or generation.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,17 +30,59 @@ def edited_params(model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) ->
     return out
 
 
+def _accepts_use_cache(model: torch.nn.Module) -> bool:
+    return "use_cache" in inspect.signature(type(model).forward).parameters
+
+
+def model_logits(
+    model: torch.nn.Module,
+    inputs: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Logits of ``model`` on ``inputs`` with ``params`` substituted (``W + Δ`` or leaves), functionally.
+
+    Args:
+        model: a causal LM, an encoder-decoder LM or a sequence classifier.
+        inputs: the forward's keyword arguments (``input_ids``, ``attention_mask``, and for encoder-decoder
+            models ``decoder_input_ids``/``decoder_attention_mask``).
+        params: full parameter names → tensors used instead of the model's; None runs the model as it is.
+
+    Returns:
+        Token logits ``[rows, T, V]`` (decoder positions for encoder-decoder models), or one logit per row,
+        ``[rows]``, for a classifier: its single output, or ``logit(true) − logit(false)`` for a two-class
+        head (the log-odds, so ``> 0`` means class 1 in both cases).
+
+    """
+    kwargs = dict(inputs)
+    if _accepts_use_cache(model):
+        kwargs["use_cache"] = False
+    if params:
+        out = functional_call(model, dict(params), args=(), kwargs=kwargs, strict=False)
+    else:
+        out = model(**kwargs)
+    logits = out.logits
+    if logits.ndim == 2:  # a sequence classifier
+        if logits.shape[-1] == 1:
+            return logits.squeeze(-1)
+        if logits.shape[-1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        raise ValueError(f"a classifier with {logits.shape[-1]} classes cannot be edited; use a binary head")
+    return logits
+
+
 def forward_with(
     model: torch.nn.Module,
     deltas: Mapping[str, torch.Tensor] | None,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
+    **inputs: torch.Tensor,
 ) -> torch.Tensor:
-    """Logits of ``model`` at ``θ + Δ`` (or at θ when ``deltas`` is empty) without touching its parameters."""
-    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-    if not deltas:
-        return model(**kwargs).logits
-    return functional_call(model, edited_params(model, deltas), args=(), kwargs=kwargs, strict=False).logits
+    """Logits of ``model`` at ``θ + Δ`` (or at θ when ``deltas`` is empty) without touching its parameters.
+
+    Extra keyword ``inputs`` (decoder ids and mask) are passed to the model; see :func:`model_logits`.
+    """
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, **inputs}
+    return model_logits(model, kwargs, edited_params(model, deltas) if deltas else None)
 
 
 @contextmanager
@@ -84,15 +128,25 @@ def greedy_continuations(
 ) -> list[list[int]]:
     """Greedy continuation ids of each right-padded row at ``θ + Δ``, computed functionally.
 
-    A plain loop without a KV cache: meant for the handful of sample edits in reports, not bulk decoding.
+    A decoder-only model continues the row itself; an encoder-decoder model reads the row with its encoder
+    and decodes from ``config.decoder_start_token_id`` (the start token is not returned). A plain loop
+    without a KV cache: meant for the handful of sample edits in reports, not bulk decoding.
     """
+    config = getattr(model, "config", None)
+    seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+    params = edited_params(model, deltas) if deltas else None
     rows = []
     for ids, mask in zip(input_ids, attention_mask, strict=True):
-        seq = ids[mask.bool()].unsqueeze(0)
+        src = ids[mask.bool()].unsqueeze(0)
+        seq = src.new_tensor([[config.decoder_start_token_id]]) if seq2seq else src
         new: list[int] = []
         for _ in range(max_new_tokens):
-            logits = forward_with(model, deltas, seq, torch.ones_like(seq))
-            nxt = int(logits[0, -1].argmax())
+            inputs = {"input_ids": src, "attention_mask": torch.ones_like(src)}
+            if seq2seq:
+                inputs.update(decoder_input_ids=seq, decoder_attention_mask=torch.ones_like(seq))
+            else:
+                inputs.update(input_ids=seq, attention_mask=torch.ones_like(seq))
+            nxt = int(model_logits(model, inputs, params)[0, -1].argmax())
             if eos_token_id is not None and nxt == eos_token_id:
                 break
             new.append(nxt)

@@ -7,10 +7,13 @@ A reference is one of:
 * a path to a ``.gguf`` file — dequantised once and cached as safetensors under :func:`cache_root`, so
   later loads take about a second;
 * a local Hugging Face directory (containing ``config.json``);
-* ``tiny-random-<model_type>`` — a tiny random model for tests (:mod:`mendlight.models.tiny`);
+* ``tiny-random-<name>`` — a tiny random model for tests (:mod:`mendlight.models.tiny`);
 * anything else is treated as a Hugging Face hub name.
 
-Every loaded base is frozen: no gradients, eval mode, dropout probabilities set to zero.
+The model class follows the layout of the config (:func:`mendlight.models.arch.model_kind`): a causal LM, an
+encoder-decoder LM, or a binary sequence classifier (a bare encoder such as MiniLM gets a new one-logit head,
+with a warning that it is untrained). Every loaded base is frozen: no gradients, eval mode, dropout
+probabilities set to zero.
 """
 
 from __future__ import annotations
@@ -27,9 +30,25 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
-from mendlight.models.tiny import build_byte_tokenizer, build_tiny_model, is_tiny_ref, tiny_model_type
+from mendlight.models.arch import is_classifier_config, model_kind
+from mendlight.models.tiny import (
+    build_byte_tokenizer,
+    build_tiny_model,
+    is_tiny_ref,
+    tiny_config,
+    tiny_model_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +223,50 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+@lru_cache(maxsize=16)
+def load_base_config(ref: str) -> PretrainedConfig:
+    """The config of a base-model reference, without loading weights (cached per reference).
+
+    Raises:
+        ModelLoadError: if the reference cannot be resolved (see :func:`resolve_model_dir`).
+
+    """
+    if is_tiny_ref(ref):
+        return tiny_config(tiny_model_type(ref))
+    source = resolve_model_dir(ref)
+    try:
+        return AutoConfig.from_pretrained(source)
+    except OSError as err:
+        raise _hub_error(ref, err) from err
+
+
+_AUTO_CLASSES = {
+    "causal": AutoModelForCausalLM,
+    "seq2seq": AutoModelForSeq2SeqLM,
+    "classifier": AutoModelForSequenceClassification,
+}
+
+
+def _from_pretrained(ref: str, source: str, torch_dtype: torch.dtype) -> PreTrainedModel:
+    config = load_base_config(ref)
+    kind = model_kind(config)
+    kwargs: dict = {"dtype": torch_dtype}
+    if kind == "classifier":
+        if not is_classifier_config(config):
+            log.warning(
+                "%s has no classification head: a new one-logit head is initialised at random (fine-tune it "
+                "first, e.g. `python -m mendlight.models.factcheck` for the embedded fact-checker)",
+                ref,
+            )
+            kwargs["num_labels"] = 1
+    return _AUTO_CLASSES[kind].from_pretrained(source, **kwargs)
+
+
 def load_base_model(ref: str, dtype: str | torch.dtype = "float32", seed: int = 0) -> PreTrainedModel:
     """Load and freeze the base model named by ``ref`` (see the module docstring for accepted forms).
 
     Args:
-        ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<type>``, or hub name.
+        ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<name>``, or hub name.
         dtype: weight dtype (``float32``, ``bfloat16`` or ``float16``).
         seed: initialisation seed, used only by tiny random models.
 
@@ -219,7 +277,7 @@ def load_base_model(ref: str, dtype: str | torch.dtype = "float32", seed: int = 
     else:
         source = resolve_model_dir(ref)
         try:
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            model = _from_pretrained(ref, source, torch_dtype)
         except OSError as err:
             raise _hub_error(ref, err) from err
     return freeze(model)
