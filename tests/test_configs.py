@@ -1,0 +1,147 @@
+"""Every config in configs/ parses, and each runs one training step with its model swapped for a tiny one.
+
+The paper configs name hub models (unreachable offline); the offline ones name embedded models. Each is
+instantiated by the real CLI with ``base_model`` replaced by a tiny random model of the same architecture
+and ``dataset`` by a small records directory of the config's task, then trained for one step (test-time
+editors are tested instead).
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mendlight.cli import main
+from mendlight.data.records import EditRecord, LocalityItem, write_records
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+#: config stem -> (the tiny model of the same architecture, the records' task)
+STAND_INS = {
+    "gptneo_wikitext": ("tiny-random-gpt_neo", "generation"),
+    "gptj_wikitext": ("tiny-random-gptj", "generation"),
+    "distilgpt2_wikitext": ("tiny-random-gpt2", "generation"),
+    "t5xl_zsre": ("tiny-random-t5-v1_1", "completion"),
+    "t5xxl_zsre": ("tiny-random-t5-v1_1", "completion"),
+    "bartbase_zsre": ("tiny-random-bart", "completion"),
+    "bertbase_fever": ("tiny-random-bert", "classification"),
+    "smollm2_facts": ("tiny-random-llama", "completion"),
+    "smollm2_facts_ft": ("tiny-random-llama", "completion"),
+    "smollm2_gen": ("tiny-random-llama", "generation"),
+    "smollm2_gen_ft": ("tiny-random-llama", "generation"),
+    "minilm_factcheck": ("tiny-random-bert", "classification"),
+    "minilm_factcheck_ft": ("tiny-random-bert", "classification"),
+    "tiny_debug": ("tiny-random-llama", "completion"),
+}
+#: the paper's hub models, one per experiment config (spec §4.1)
+PAPER_MODELS = {
+    "gptneo_wikitext": "EleutherAI/gpt-neo-2.7B",
+    "gptj_wikitext": "EleutherAI/gpt-j-6B",
+    "distilgpt2_wikitext": "MYX4567/distilgpt2-finetuned-wikitext2",
+    "t5xl_zsre": "google/t5-xl-ssm-nq",
+    "t5xxl_zsre": "google/t5-xxl-ssm-nq",
+    "bartbase_zsre": "facebook/bart-base",
+    "bertbase_fever": "bert-base-uncased",
+}
+
+
+def _record(i: int, task: str) -> EditRecord:
+    if task == "classification":
+        return EditRecord(
+            prompt=f"Claim {i} is right.",
+            target_new="true" if i % 2 else "false",
+            target_true="false" if i % 2 else "true",
+            rephrases=[f"It holds that claim {i} is right."],
+            locality=[LocalityItem(f"Other claim {i}.", "true")],
+            id=f"c{i}",
+            task=task,
+        )
+    if task == "generation":
+        return EditRecord(
+            prompt=f"Passage {i} tells how the river runs down the hill",
+            target_new=" and into the sea",
+            locality=[LocalityItem("", f"An unrelated passage number {i} about hills.")],
+            id=f"g{i}",
+            task=task,
+        )
+    return EditRecord(
+        prompt=f"The capital of C{i} is",
+        target_new=f"X{i}",
+        target_true=f"Y{i}",
+        rephrases=[f"C{i}'s capital city is"],
+        locality=[LocalityItem(f"The sky of {i} is", "blue")],
+        id=f"r{i}",
+    )
+
+
+def _dataset(tmp_path: Path, task: str) -> Path:
+    root = tmp_path / f"data-{task}"
+    for split in ("train", "val", "test"):
+        write_records(root / f"{split}.jsonl", [_record(i, task) for i in range(4)])
+    return root
+
+
+def test_every_config_has_a_stand_in_and_starts_with_its_command():
+    stems = {p.stem for p in CONFIGS.glob("*.yaml")}
+    assert stems == set(STAND_INS)
+    for path in CONFIGS.glob("*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# mendlight ") and f"configs/{path.name}" in first, path.name
+
+
+@pytest.mark.parametrize("stem", sorted(PAPER_MODELS))
+def test_paper_configs_hold_the_paper_settings(stem):
+    cfg = yaml.safe_load((CONFIGS / f"{stem}.yaml").read_text())
+    args = cfg["model"]["init_args"]
+    assert args["base_model"] == PAPER_MODELS[stem]
+    assert (args["rank"], args["edit_lr"], args["c_edit"], args["c_loc"]) == (1920, 1e-4, 0.1, 1.0)
+    assert args["optimizer"]["init_args"]["lr"] == 1e-6  # the paper's MEND outer learning rate
+    assert cfg["trainer"]["accumulate_grad_batches"] == 10 and cfg["trainer"]["gradient_clip_val"] == 100.0
+    assert args.get("dtype", "float32") == ("bfloat16" if stem == "t5xxl_zsre" else "float32")
+    assert "Paper numbers" in (CONFIGS / f"{stem}.yaml").read_text()
+
+
+@pytest.mark.parametrize("stem", sorted(STAND_INS))
+def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
+    tiny, task = STAND_INS[stem]
+    cfg = yaml.safe_load((CONFIGS / f"{stem}.yaml").read_text())
+    test_time = cfg["model"]["class_path"].endswith(".FT")
+    overrides = [
+        "-c",
+        str(CONFIGS / f"{stem}.yaml"),
+        f"--model.init_args.base_model={tiny}",
+        "--model.init_args.dtype=float32",
+        f"--data.init_args.dataset={_dataset(tmp_path, task)}",
+        "--trainer.accelerator=cpu",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
+    if "rank" in cfg["model"]["init_args"]:
+        overrides.append("--model.init_args.rank=4")
+    if test_time:
+        main(["test", *overrides, "--trainer.limit_test_batches=2"])
+    else:
+        main(
+            [
+                "fit",
+                *overrides,
+                "--trainer.max_steps=1",
+                "--trainer.max_time=null",
+                "--trainer.accumulate_grad_batches=1",
+                "--trainer.val_check_interval=1",
+                "--trainer.limit_val_batches=1",
+            ]
+        )
+    run = next((tmp_path / "runs" / stem).glob("version_*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["base_model"] == tiny
+    if test_time:
+        assert (run / "results.json").is_file()
+    else:
+        ckpt = run / "checkpoints" / "last.ckpt"
+        assert ckpt.is_file()
+        import torch
+
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")
+        assert state["global_step"] == 1 and not any(k.startswith("base.") for k in state["state_dict"])
