@@ -23,6 +23,10 @@ def _llama_like(blocks="model.layers"):
     return [f"{blocks}.{i}.mlp.{w}_proj.weight" for i in (1, 2, 3) for w in ("gate", "up", "down")]
 
 
+def _gpt(*weights):
+    return [f"transformer.h.{i}.mlp.{w}.weight" for i in (1, 2, 3) for w in weights]
+
+
 def _t5(wi):
     return [
         f"{stack}.block.{i}.layer.{layer}.DenseReluDense.{w}.weight"
@@ -38,14 +42,14 @@ EXPECTED = {
     "qwen2": ("causal", _llama_like()),
     "mistral": ("causal", _llama_like()),
     "gemma": ("causal", _llama_like()),
-    "gpt2": ("causal", [f"transformer.h.{i}.mlp.{w}.weight" for i in (1, 2, 3) for w in ("c_fc", "c_proj")]),
-    "gpt_neo": ("causal", [f"transformer.h.{i}.mlp.{w}.weight" for i in (1, 2, 3) for w in ("c_fc", "c_proj")]),
-    "gptj": ("causal", [f"transformer.h.{i}.mlp.{w}.weight" for i in (1, 2, 3) for w in ("fc_in", "fc_out")]),
+    "gpt2": ("causal", _gpt("c_fc", "c_proj")),
+    "gpt_neo": ("causal", _gpt("c_fc", "c_proj")),
+    "gptj": ("causal", _gpt("fc_in", "fc_out")),
     "t5": ("seq2seq", _t5("wi")),  # T5 v1.0: one input projection
     "t5-v1_1": ("seq2seq", _t5("wi_0")),  # T5 v1.1 is gated: wi_0 is edited, wi_1 is not
     "bart": (
         "seq2seq",
-        [f"model.{s}.layers.{i}.fc{j}.weight" for s in ("encoder", "decoder") for i in (2, 3) for j in (1, 2)],
+        [f"model.{s}.layers.{i}.fc{j}.weight" for s in ("encoder", "decoder") for i in (2, 3) for j in "12"],
     ),
     "bert": (
         "classifier",
@@ -168,7 +172,7 @@ def test_seq2seq_locality_kl_and_metrics_use_the_decoder_mask(name):
         EditRecord(
             prompt="Q",
             target_new="x",
-            locality=[LocalityItem("A short question?", "a"), LocalityItem("Another?", "a much longer answer")],
+            locality=[LocalityItem("A short question?", "a"), LocalityItem("Another?", "a longer answer")],
         )
     ]
     loc = EditDataModule(tokenizer=ref, n_loc=2).make_batch(records, train=False)["loc"]
