@@ -9,7 +9,7 @@ CORPORA := data/corpora
 FOLDOC := $(CORPORA)/foldoc.dict.dz
 
 .DEFAULT_GOAL := help
-.PHONY: help install corpus demo test lint format bench tb clean clean-runs facts
+.PHONY: help install corpus demo offline test lint format bench tb clean clean-runs facts
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ facts: install ## build (or reuse) the embedded fact dataset and print its count
 
 demo: install ## train MEND on SmolLM2 + facts (bounded time), test MEND and FT, print the comparison
 	bash experiments/demo.sh
+
+offline: install corpus ## MEND and FT on the three offline settings: QA, fact-checking, generation (about 2 h)
+	bash experiments/offline_settings.sh
 
 test: install ## run the test suite (tiny random models + a few real SmolLM2 tests)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

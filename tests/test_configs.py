@@ -28,6 +28,8 @@ STAND_INS = {
     "smollm2_facts": ("tiny-random-llama", "completion"),
     "smollm2_facts_ft": ("tiny-random-llama", "completion"),
     "smollm2_gen": ("tiny-random-llama", "generation"),
+    "smollm2_qa": ("tiny-random-llama", "completion"),
+    "smollm2_qa_ft": ("tiny-random-llama", "completion"),
     "smollm2_gen_ft": ("tiny-random-llama", "generation"),
     "minilm_factcheck": ("tiny-random-bert", "classification"),
     "minilm_factcheck_ft": ("tiny-random-bert", "classification"),

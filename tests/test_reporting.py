@@ -250,3 +250,25 @@ def test_main_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(garbage)])
     assert str(garbage) in capsys.readouterr().err
+
+
+def test_comparison_names_its_command_and_where_each_row_was_measured():
+    a, b = _two_results()
+    a["machine"] = {
+        "platform": "Linux-x86_64",
+        "cpu_count": 2,
+        "torch_threads": 2,
+        "torch": "2.13.0",
+        "device": "cpu",
+        "commit": "abc1234",
+    }
+    md = comparison_markdown([a, b], title="Table 4 analogue", command="bash experiments/x.sh")
+    assert md.startswith("# Table 4 analogue\n") and "Reproduce with `bash experiments/x.sh`." in md
+    line = next(x for x in md.splitlines() if x.startswith("- mend: measured "))
+    assert a["created"] in line and "2 CPUs" in line and "commit abc1234" in line and "torch 2.13.0" in line
+    assert any(x.startswith("- ft: measured ") for x in md.splitlines())
+
+
+def test_results_record_the_commit_and_threads():
+    a, _ = _two_results()
+    assert "torch_threads" in a["machine"] and "commit" in a["machine"]

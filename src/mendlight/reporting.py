@@ -117,17 +117,37 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
     }
 
 
+def _git_commit() -> str | None:
+    """The commit of the checkout the package runs from (with ``+dirty`` for local changes), if any."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[2])
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=5)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("+dirty" if dirty else "")) if commit else None
+
+
 def _machine() -> dict[str, Any]:
-    """Describe the machine: platform, CPU count, Python and torch versions, accelerator."""
+    """Describe the machine: platform, CPU count, threads, Python and torch versions, accelerator, commit."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        "commit": _git_commit(),
     }
     try:
         import torch
 
         info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             info["device"] = f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
         elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -345,18 +365,45 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_markdown(results_list: Sequence[Mapping[str, Any]]) -> str:
+def provenance_lines(results_list: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One Markdown bullet per run: editor, when and where it was measured (machine, torch, commit)."""
+    lines = []
+    for r in results_list:
+        m = r.get("machine") or {}
+        where = ", ".join(
+            str(x)
+            for x in (
+                m.get("platform"),
+                f"{m.get('cpu_count')} CPUs" if m.get("cpu_count") else None,
+                f"{m.get('torch_threads')} torch threads" if m.get("torch_threads") else None,
+                f"torch {m['torch']}" if m.get("torch") else None,
+                m.get("device"),
+                f"commit {m['commit']}" if m.get("commit") else None,
+            )
+            if x
+        )
+        lines.append(f"- {_escape(r.get('editor'), None)}: measured {r.get('created', '?')} on {where}")
+    return lines
+
+
+def comparison_markdown(
+    results_list: Sequence[Mapping[str, Any]], title: str = "Editor comparison", command: str | None = None
+) -> str:
     """Render a table comparing several editors on the same data (MEND paper Table 4 style).
 
     Args:
         results_list: Results dicts, one per editor run.
+        title: the heading.
+        command: the command that reproduces the table, shown under the heading.
 
     Returns:
         Markdown: a line naming dataset, split and base model (plus a warning line when these differ across
-        inputs) and a table with one row per editor × subset.
+        inputs), a table with one row per editor × subset, and where and when each row was measured.
 
     """
-    lines = ["# Editor comparison", ""]
+    lines = [f"# {title}", ""]
+    if command:
+        lines += [f"Reproduce with `{command}`.", ""]
     if not results_list:
         return "\n".join([*lines, "(no results)"]) + "\n"
     fields = ("dataset", "split", "base_model")
@@ -380,6 +427,7 @@ def comparison_markdown(results_list: Sequence[Mapping[str, Any]]) -> str:
         for name, s in r.get("subsets", {}).items()
     ]
     lines += _table(["editor", "subset", *_METRIC_HEADER], body)
+    lines += ["", *provenance_lines(results_list)]
     return "\n".join(lines) + "\n"
 
 
@@ -399,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("results", nargs="+", help="results.json files or run directories containing one")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    parser.add_argument("--title", default="Editor comparison", help="the table's heading")
+    parser.add_argument("--command", default=None, help="the command that reproduces the table (shown)")
     args = parser.parse_args(argv)
     loaded = []
     for path in args.results:
@@ -406,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded.append(load_results(path))
         except (FileNotFoundError, ValueError) as exc:
             parser.error(str(exc))
-    table = comparison_markdown(loaded)
+    table = comparison_markdown(loaded, title=args.title, command=args.command)
     sys.stdout.write(table)
     if args.out is not None:
         _atomic_write(args.out, table)

@@ -183,3 +183,20 @@ def test_command_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "city_country" in out and "total" in out and "train" in out
     assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["seed"] == 3
+
+
+def test_question_prompt_style_is_the_qa_setting(tmp_path):
+    from mendlight.data.builders.templates import RELATION_TEMPLATES
+    from mendlight.data.records import read_records
+
+    qa = build_facts(tmp_path / "qa", n_cities=50, prompt_style="question")
+    plain = build_facts(tmp_path / "any", n_cities=50)
+    for split in ("train", "test"):
+        records = read_records(qa / f"{split}.jsonl")
+        ids = [r.id for r in read_records(plain / f"{split}.jsonl")]
+        assert sorted(r.id for r in records) == sorted(ids)  # the same edits, only the prompts differ
+        for r in records:
+            question = next(t for t in RELATION_TEMPLATES[r.relation]["train"] if t.startswith("Q:"))
+            assert r.prompt == question.format(s=r.subject) and r.prompt not in r.rephrases
+    with pytest.raises(ValueError, match="prompt_style"):
+        build_facts(tmp_path / "bad", prompt_style="cloze")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-EMBEDDED_DATASETS: tuple[str, ...] = ("facts", "claims", "generation")
+EMBEDDED_DATASETS: tuple[str, ...] = ("facts", "facts-qa", "claims", "generation")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
@@ -61,10 +61,10 @@ class EditDataModule(pl.LightningDataModule):
         Args:
             dataset: an embedded offline dataset, built and cached on first use (always with its default
                 build seed, so that every training seed shares one test set): ``"facts"`` (counterfactual
-                fact edits), ``"claims"`` (true/false fact claims for a classifier) or ``"generation"``
-                (FOLDOC passage prefixes with 10-token continuations sampled from the ``tokenizer``'s model;
-                needs ``make corpus``); or a directory holding ``train.jsonl``, ``val.jsonl`` and
-                ``test.jsonl`` edit records.
+                fact edits), ``"facts-qa"`` (the same with question prompts, ``Q: ...? A:``), ``"claims"``
+                (true/false fact claims for a classifier) or ``"generation"`` (FOLDOC passage prefixes
+                with 10-token continuations sampled from the ``tokenizer``'s model; needs ``make corpus``);
+                or a directory holding ``train.jsonl``, ``val.jsonl`` and ``test.jsonl`` edit records.
             tokenizer: base-model reference whose tokenizer to use (the CLI links it to the editor's base
                 model): an embedded alias such as ``smollm2-135m``, a local directory, a ``.gguf`` file, a
                 ``tiny-random-<type>`` name, or a hub name.
@@ -125,6 +125,10 @@ class EditDataModule(pl.LightningDataModule):
             from mendlight.data.builders.facts import build_facts
 
             return build_facts()
+        if dataset == "facts-qa":
+            from mendlight.data.builders.facts import build_facts
+
+            return build_facts(prompt_style="question")
         if dataset == "claims":
             from mendlight.data.builders.claims import build_claims
 

