@@ -22,6 +22,7 @@ from mendlight.data.module import EditDataModule
 from mendlight.data.records import EditRecord, LocalityItem
 from mendlight.editors import FT, MEND
 from mendlight.losses import masked_nll
+from mendlight.reporting import machine_info
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -104,7 +105,7 @@ def main() -> None:
         f"- command: `python experiments/bench_edit.py --repeats {args.repeats} --rank {args.rank}`",
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        f"{torch.get_num_threads()} threads; commit {machine_info()['commit']}",
         f"- edit batch: 1 edit, {int(edit['attention_mask'].sum())} tokens; {len(names)} edited weights "
         f"(last 3 blocks' gate/up/down), MEND rank {args.rank}",
         "",

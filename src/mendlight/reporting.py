@@ -135,7 +135,7 @@ def _git_commit() -> str | None:
     return (commit + ("+dirty" if dirty else "")) if commit else None
 
 
-def _machine() -> dict[str, Any]:
+def machine_info() -> dict[str, Any]:
     """Describe the machine: platform, CPU count, threads, Python and torch versions, accelerator, commit."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
@@ -201,7 +201,7 @@ def build_results(
         "dataset": dataset,
         "split": split,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_info(),
         "protocol": {**dict(protocol), "metrics": {k: PROTOCOLS[k] for k in METRIC_KEYS}},
         "subsets": subsets,
         "records": rows,
