@@ -65,6 +65,7 @@ def run_edit(
             "runs/<name>/version_N/checkpoints/last.ckpt (from `mendlight fit`)"
         )
     model.eval()
+    model.attach_datamodule(datamodule)
     batch = datamodule.make_batch(records, train=False)
     out = model.evaluate_batch(batch)
     deltas = model._last_deltas

@@ -156,25 +156,30 @@ class EditDataModule(pl.LightningDataModule):
             stage: ``fit`` (train and val), ``validate`` (val), ``test``/``predict`` (test), or None (all).
 
         """
-        needed = [s for s in _STAGE_SPLITS.get(stage or "", SPLITS) if s not in self.splits]
-        if not needed:
+        for split in _STAGE_SPLITS.get(stage or "", SPLITS):
+            self.setup_split(split)
+
+    def setup_split(self, split: str) -> None:
+        """Read and validate one split (``train``, ``val`` or ``test``), unless it is already loaded."""
+        if split in self.splits:
             return
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         from datasets import Dataset
 
         root = self.dataset_dir()
-        for split in needed:
-            path = root / f"{split}.jsonl"
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"missing split file {path}: the dataset directory must hold train.jsonl, val.jsonl and "
-                    "test.jsonl, one JSON edit record per line (see mendlight.data.records)"
-                )
-            records = read_records(path)
-            limit = self.hparams.max_train_records if split == "train" else self.hparams.max_eval_records
-            if limit is not None:
-                records = records[:limit]
-            self.check_records(records, str(path))
-            self.splits[split] = Dataset.from_list([_to_row(r) for r in records])
+        path = root / f"{split}.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"missing split file {path}: the dataset directory must hold train.jsonl, val.jsonl and "
+                "test.jsonl, one JSON edit record per line (see mendlight.data.records)"
+            )
+        records = read_records(path)
+        limit = self.hparams.max_train_records if split == "train" else self.hparams.max_eval_records
+        if limit is not None:
+            records = records[:limit]
+        self.check_records(records, str(path))
+        self.splits[split] = Dataset.from_list([_to_row(r) for r in records])
 
     def records(self, split: str) -> list[EditRecord]:
         """Return the (possibly truncated) records of a split that ``setup`` has loaded."""
@@ -311,10 +316,13 @@ class EditDataModule(pl.LightningDataModule):
         usable = [item for item in r.locality if item.prompt not in edited]
         n_loc = self.hparams.n_loc
         items = rng.sample(usable, min(n_loc, len(usable))) if rng is not None else usable[:n_loc]
-        loc = [
-            enc.text(it.answer) if gen and not it.prompt else enc.pair(it.prompt, it.answer) for it in items
-        ]
-        return edit_row, equiv, loc, items
+        return edit_row, equiv, [self.locality_row(it, r.task) for it in items], items
+
+    def locality_row(self, item: LocalityItem, task: str) -> EncodedRow:
+        """Encode a locality item: prompt → answer, or a passage as text (generation, empty prompt)."""
+        if task == "generation" and not item.prompt:
+            return self.encoder.text(item.answer)
+        return self.encoder.pair(item.prompt, item.answer)
 
     def _sampling_rng(self, records: list[EditRecord]) -> random.Random:
         """The training RNG of one batch, seeded by (seed, epoch, record ids): resumes and workers agree."""

@@ -2,6 +2,7 @@
 
 from mendlight.editors.base import Editor
 from mendlight.editors.ft import FT
+from mendlight.editors.ft_kl import FTKL
 from mendlight.editors.mend import MEND
 
-__all__ = ["Editor", "FT", "MEND"]
+__all__ = ["Editor", "FT", "FTKL", "MEND"]

@@ -103,6 +103,13 @@ class Editor(pl.LightningModule):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
+    def attach_datamodule(self, datamodule) -> None:
+        """Give the editor the run's data module; a no-op except for editors that draw extra rows (FT+KL)."""
+
+    def setup(self, stage: str) -> None:
+        """Attach the trainer's data module (see :meth:`attach_datamodule`)."""
+        self.attach_datamodule(getattr(self.trainer, "datamodule", None))
+
     @property
     def tokenizer(self):
         """The base model's tokenizer (loaded lazily, shared with the data module's cache)."""

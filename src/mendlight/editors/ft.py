@@ -46,6 +46,12 @@ class FT(Editor):
         super().__init__(**kwargs)
         self.last_steps = 0
 
+    def step_loss(
+        self, logits: torch.Tensor, rows: TokenRows, deltas: ParamDeltas, step: int
+    ) -> torch.Tensor:
+        """The loss of one fine-tuning step: the NLL of the edit targets (FT+KL adds a locality KL)."""
+        return masked_nll(logits, rows["labels"])
+
     def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
         """Fine-tune deltas until every target token is the argmax or ``max_steps`` updates were made."""
         deltas = {
@@ -61,7 +67,7 @@ class FT(Editor):
                 logits = self.forward_rows(rows, deltas, hidden)
                 if bool(sequence_success(logits, rows["labels"]).all()) or steps >= self.hparams.max_steps:
                     break
-                loss = masked_nll(logits, rows["labels"])
+                loss = self.step_loss(logits, rows, deltas, steps)
                 grads = torch.autograd.grad(loss, list(deltas.values()))
                 for delta, grad in zip(deltas.values(), grads, strict=True):
                     delta.grad = grad
