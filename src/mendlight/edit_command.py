@@ -77,7 +77,7 @@ def run_edit(
         if not rows_g["input_ids"].shape[0]:
             continue
         ids, mask = prompt_inputs(rows_g)
-        pre = model.greedy_outputs(rows_g, None, max_new_tokens)
+        pre = model.greedy_outputs(rows_g, model.pre_edit_deltas(), max_new_tokens)
         post = model.greedy_outputs(rows_g, deltas, max_new_tokens)
         for r in range(ids.shape[0]):
             text = tok.decode(ids[r][mask[r].bool()], skip_special_tokens=True)

@@ -1,8 +1,9 @@
 """Editors: each a LightningModule selectable by class name (``--model MEND``)."""
 
 from mendlight.editors.base import Editor
+from mendlight.editors.enn import ENN
 from mendlight.editors.ft import FT
 from mendlight.editors.ft_kl import FTKL
 from mendlight.editors.mend import MEND
 
-__all__ = ["Editor", "FT", "FTKL", "MEND"]
+__all__ = ["ENN", "Editor", "FT", "FTKL", "MEND"]

@@ -102,6 +102,14 @@ class Editor(pl.LightningModule):
         """
         raise NotImplementedError
 
+    def pre_edit_deltas(self) -> ParamDeltas | None:
+        """The deltas of the model an edit starts from, relative to the frozen base: None (the base itself).
+
+        Editors that train the model they edit (ENN) return their trained weights' difference; the pre-edit
+        logits of training and evaluation (locality, known facts, sample outputs) use it.
+        """
+        return None
+
     # ------------------------------------------------------------------ helpers
     def attach_datamodule(self, datamodule) -> None:
         """Give the editor the run's data module; a no-op except for editors that draw extra rows (FT+KL)."""
@@ -167,7 +175,7 @@ class Editor(pl.LightningModule):
         stack = RowStack(self, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
         loc_rows, loc_hidden = stack.select("loc")
         with torch.no_grad():
-            (pre_loc,) = stack.split(self.forward_rows(loc_rows, None, loc_hidden), "loc")
+            (pre_loc,) = stack.split(self.forward_rows(loc_rows, self.pre_edit_deltas(), loc_hidden), "loc")
         edit_rows, edit_hidden = stack.select("edit")
         deltas = self.edit(edit_rows, hidden=edit_hidden)
         post_rows, post_hidden = stack.select("equiv", "loc")
@@ -240,7 +248,7 @@ class Editor(pl.LightningModule):
         pre_names = ("loc", "true") if true is not None else ("loc",)
         pre_rows, pre_hidden = stack.select(*pre_names)
         with torch.no_grad():
-            pre = stack.split(self.forward_rows(pre_rows, None, pre_hidden), *pre_names)
+            pre = stack.split(self.forward_rows(pre_rows, self.pre_edit_deltas(), pre_hidden), *pre_names)
         start = time.perf_counter()
         deltas = self.edit(batch["edit"])
         latency = time.perf_counter() - start
@@ -296,7 +304,8 @@ class Editor(pl.LightningModule):
         if room <= 0:
             return
         edit = {k: v[:room] for k, v in batch["edit"].items()}
-        pre, post = self.greedy_outputs(edit, None), self.greedy_outputs(edit, deltas)  # type: ignore[arg-type]
+        pre = self.greedy_outputs(edit, self.pre_edit_deltas())  # type: ignore[arg-type]
+        post = self.greedy_outputs(edit, deltas)  # type: ignore[arg-type]
         for row, a, b in zip(rows, pre, post, strict=False):
             row["pre_output"], row["post_output"] = a, b
             self._samples.append(row)
@@ -313,7 +322,7 @@ class Editor(pl.LightningModule):
         """Per-record results with greedy pre/post outputs; ``mendlight predict`` writes predictions.jsonl."""
         out = self.evaluate_batch(batch)
         rows = record_rows(batch, out)
-        pre = self.greedy_outputs(batch["edit"], None)
+        pre = self.greedy_outputs(batch["edit"], self.pre_edit_deltas())
         post = self.greedy_outputs(batch["edit"], self._last_deltas)
         for row, a, b in zip(rows, pre, post, strict=True):
             row["pre_output"], row["post_output"] = a, b
