@@ -99,7 +99,7 @@ def test_train_batch_layout(data_dir):
     dm = _dm(data_dir, n_edits=4, n_loc=2)
     batch = next(iter(dm.train_dataloader()))
     pad = dm.tok.pad_token_id
-    assert set(batch) == {"edit", "equiv", "loc", "meta"}
+    assert set(batch) == {"edit", "equiv", "loc", "cond", "meta"}
     assert batch["edit"]["input_ids"].shape[0] == 4 and "edit_index" not in batch["edit"]
     assert batch["equiv"]["input_ids"].shape[0] == 4
     assert batch["equiv"]["edit_index"].tolist() == [0, 1, 2, 3]
@@ -130,7 +130,7 @@ def test_eval_batch_layout(data_dir):
     assert [len(b["meta"]["ids"]) for b in batches] == [3, 3, 1]  # 7 records, no drop_last
     records = dm.records("val")
     batch = batches[0]
-    assert set(batch) == {"edit", "equiv", "loc", "true", "meta"}
+    assert set(batch) == {"edit", "equiv", "loc", "cond", "true", "meta"}
     n_reph = [len(r.rephrases) for r in records[:3]]
     assert n_reph == [0, 1, 2]
     assert batch["equiv"]["edit_index"].tolist() == [1, 2, 2]  # one row per rephrase
@@ -244,7 +244,13 @@ def test_embedded_facts(tmp_path, monkeypatch):
     assert "true" in batch and batch["equiv"]["input_ids"].shape[0] == 2 * 2  # two held-out rephrases each
     for i, target in enumerate(batch["meta"]["targets"]):
         assert _labeled(dm, batch["edit"], i) == " " + target
-    assert module_mod.EMBEDDED_DATASETS == ("facts",)
+    assert module_mod.EMBEDDED_DATASETS == ("facts", "facts-qa", "claims", "generation")
+    qa = EditDataModule(dataset="facts-qa", tokenizer=TOK)
+    qa.setup("test")
+    assert all(r.prompt.startswith("Q: ") for r in qa.records("test"))
+    claims = EditDataModule(dataset="claims", tokenizer="tiny-random-bert")
+    claims.setup("test")
+    assert {r.task for r in claims.records("test")} == {"classification"}
 
 
 def test_sampler_resumes_mid_epoch():
@@ -383,7 +389,7 @@ def test_seq2seq_batches(ref, start):
     tok, eos, pad = dm.tok, dm.tok.eos_token_id, dm.tok.pad_token_id
     records = [_record(0), _record(1, n_reph=1, true=False)]
     batch = dm.make_batch(records, train=False)
-    assert set(batch) == {"edit", "equiv", "loc", "true", "meta"}
+    assert set(batch) == {"edit", "equiv", "loc", "cond", "true", "meta"}
 
     def check(rows, i, prompt, target):
         enc = tok(prompt)["input_ids"]
@@ -453,7 +459,8 @@ def test_classifier_batches(tmp_path):
     assert train["loc"]["labels"].shape == (4,) and train["edit"]["labels"].shape == (2,)
     mixed = dm.make_batch([_claim(0, true=None), _claim(1)], train=False)
     assert mixed["true"]["labels"].tolist() == [-100, 0]
-    assert dm.make_batch([_claim(0, true=None)], train=False).keys() == {"edit", "equiv", "loc", "meta"}
+    no_true = dm.make_batch([_claim(0, true=None)], train=False)
+    assert no_true.keys() == {"edit", "equiv", "loc", "cond", "meta"}
 
 
 def test_task_and_model_mismatch_errors(tmp_path):
@@ -482,3 +489,16 @@ def test_encode_errors_name_the_record():
         dm.make_batch([EditRecord(prompt="p", target_new="a much too long target", id="long")], train=False)
     with pytest.raises(ValueError, match="max_loc_length"):
         EditDataModule(max_loc_length=1)
+
+
+def test_condition_rows_for_knowledge_editor():
+    dm = EditDataModule(tokenizer=TOK, max_length=64)
+    records = [_record(0, true=True), _gen_record(1), EditRecord(prompt="P is", target_new="Q")]
+    cond = dm.make_batch(records, train=False)["cond"]
+    assert set(cond) == {"input_ids", "attention_mask"}
+    texts = [
+        dm.tok.decode(r[m.bool()]) for r, m in zip(cond["input_ids"], cond["attention_mask"], strict=True)
+    ]
+    assert texts[0] == f"{records[0].target_true} >> {records[0].target_new} || {records[0].prompt}"
+    assert texts[1] == records[1].prompt + records[1].target_new  # generation: the edit sequence itself
+    assert texts[2] == " >> Q || P is"  # no old target

@@ -29,6 +29,8 @@ Sub-batches (each a :class:`TokenRows`):
 * ``true`` — (evaluation only, optional) the edit prompt with the *old* target ``target_true``; rows of
   records
   without one have every label at -100. Used to flag facts the unedited model already knew;
+* ``cond`` — the condition text of each edit for KnowledgeEditor (:class:`CondRows`, no labels):
+  ``"<old target> >> <new target> || <prompt>"``, or the edit sequence itself for generation records;
 * ``meta`` — plain Python lists of strings for reports (ids, prompts, targets, rephrases).
 """
 
@@ -62,12 +64,20 @@ class EditMeta(TypedDict):
     loc_answers: list[str]
 
 
+class CondRows(TypedDict):
+    """The condition text of each edit (KnowledgeEditor's conditioner input), right-padded."""
+
+    input_ids: torch.Tensor  # [k, T_cond] long
+    attention_mask: torch.Tensor  # [k, T_cond] long
+
+
 class EditBatch(TypedDict):
     """One batch of k simultaneous edits with their equivalence and locality rows."""
 
     edit: TokenRows
     equiv: TokenRows
     loc: TokenRows
+    cond: CondRows
     true: NotRequired[TokenRows]
     meta: EditMeta
 

@@ -178,6 +178,10 @@ class RowEncoder:
         """Cut a prefix of a row's prompt (causal models only)."""
         raise TypeError(f"a {self.layout} model has no prefix-cut rows; they need a causal LM")
 
+    def pad_ids(self, seqs: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-pad plain token sequences into ``input_ids``/``attention_mask`` (the ``cond`` group)."""
+        return {"input_ids": _pad_2d(seqs, self.pad_id), "attention_mask": _mask(seqs)}
+
     def pad(self, rows: list[EncodedRow], edit_index: list[int] | None = None) -> TokenRows:
         """Right-pad rows into a group (``[0, 1]`` tensors, ``[0]`` classifier labels, if ``rows`` is empty).
 

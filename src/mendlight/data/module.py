@@ -289,6 +289,8 @@ class EditDataModule(pl.LightningDataModule):
                 for r in records
             ]
             batch["true"] = enc.pad(true)
+        conditions = [enc.ids(condition_text(r), special=True)[: enc.max_length] for r in records]
+        batch["cond"] = enc.pad_ids(conditions)
         batch["meta"] = {
             "ids": [r.id if r.id is not None else f"#{i}" for i, r in enumerate(records)],
             "prompts": [r.prompt for r in records],
@@ -395,6 +397,17 @@ class EditDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Return prediction batches: the test split, like :meth:`test_dataloader`."""
         return self._eval_loader("test")
+
+
+def condition_text(record: EditRecord) -> str:
+    """KnowledgeEditor's condition text of an edit (spec §3.4): ``"<old> >> <new> || <prompt>"``.
+
+    The old target is ``target_true`` (empty when unknown); a generation record's condition is its edit
+    sequence, prompt and target.
+    """
+    if record.task == "generation":
+        return record.prompt + record.target_new
+    return f"{record.target_true or ''} >> {record.target_new} || {record.prompt}"
 
 
 def _to_row(record: EditRecord) -> dict[str, Any]:

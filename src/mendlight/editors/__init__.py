@@ -4,6 +4,7 @@ from mendlight.editors.base import Editor
 from mendlight.editors.enn import ENN
 from mendlight.editors.ft import FT
 from mendlight.editors.ft_kl import FTKL
+from mendlight.editors.ke import KE
 from mendlight.editors.mend import MEND
 
-__all__ = ["ENN", "Editor", "FT", "FTKL", "MEND"]
+__all__ = ["ENN", "Editor", "FT", "FTKL", "KE", "MEND"]

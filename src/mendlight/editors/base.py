@@ -16,7 +16,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from mendlight.data.batch import EditBatch, TokenRows, model_inputs, num_rows, score_mask
+from mendlight.data.batch import CondRows, EditBatch, TokenRows, model_inputs, num_rows, score_mask
 from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_inputs, record_rows, update_metrics
 from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
@@ -88,13 +88,16 @@ class Editor(pl.LightningModule):
         self._samples: list[dict] = []
 
     # ------------------------------------------------------------------ the algorithm
-    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
         """Compute parameter deltas that make the model produce each edit row's labels.
 
         Args:
             rows: the edit inputs x_e with labels y_e (k rows = k simultaneous edits).
             hidden: the rows' cached hidden states below the lowest edited block (from :meth:`bottom`), when
                 the caller already has them; an editor computes them itself otherwise.
+            cond: the edits' condition text (the batch's ``cond`` group; used by KnowledgeEditor).
 
         Returns:
             ``{weight name: delta}`` for the edited weights; differentiable w.r.t. the editor's parameters.
@@ -177,7 +180,7 @@ class Editor(pl.LightningModule):
         with torch.no_grad():
             (pre_loc,) = stack.split(self.forward_rows(loc_rows, self.pre_edit_deltas(), loc_hidden), "loc")
         edit_rows, edit_hidden = stack.select("edit")
-        deltas = self.edit(edit_rows, hidden=edit_hidden)
+        deltas = self.edit(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
         post_rows, post_hidden = stack.select("equiv", "loc")
         post_equiv, post_loc = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "equiv", "loc")
         loss_edit = masked_nll(post_equiv, equiv["labels"])
@@ -250,7 +253,7 @@ class Editor(pl.LightningModule):
         with torch.no_grad():
             pre = stack.split(self.forward_rows(pre_rows, self.pre_edit_deltas(), pre_hidden), *pre_names)
         start = time.perf_counter()
-        deltas = self.edit(batch["edit"])
+        deltas = self.edit(batch["edit"], cond=batch.get("cond"))
         latency = time.perf_counter() - start
         deltas = {k: v.detach() for k, v in deltas.items()}
         post_rows, post_hidden = stack.select("edit", "equiv", "loc")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from mendlight.data.batch import EditBatch, TokenRows, score_mask
+from mendlight.data.batch import CondRows, EditBatch, TokenRows, score_mask
 from mendlight.editors.base import Editor
 from mendlight.losses import kl_locality, masked_nll
 from mendlight.models.arch import arch_spec
@@ -107,7 +107,9 @@ class ENN(Editor):
         """ENN edits its trained model θ: the pre-edit model is ``θ₀ + (θ − θ₀)``."""
         return self._as_deltas(self._theta())
 
-    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
         """``n_edit_steps`` steps ``W ← W − η_ℓ ∇_W NLL`` on the edited weights of θ; returns ``θ' − θ₀``."""
         if hidden is None:
             hidden = self.bottom(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from mendlight.data.batch import TokenRows
+from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
 from mendlight.losses import masked_nll, sequence_success
 from mendlight.models.functional import ParamDeltas
@@ -52,7 +52,9 @@ class FT(Editor):
         """The loss of one fine-tuning step: the NLL of the edit targets (FT+KL adds a locality KL)."""
         return masked_nll(logits, rows["labels"])
 
-    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
         """Fine-tune deltas until every target token is the argmax or ``max_steps`` updates were made."""
         deltas = {
             n: torch.zeros_like(self.base.get_parameter(n), dtype=torch.float32, requires_grad=True)

@@ -14,7 +14,7 @@ import zlib
 
 import torch
 
-from mendlight.data.batch import TokenRows, score_mask
+from mendlight.data.batch import CondRows, TokenRows, score_mask
 from mendlight.data.locality_pool import LocalityPool
 from mendlight.editors.ft import FT
 from mendlight.losses import kl_locality, masked_nll
@@ -46,7 +46,9 @@ class FTKL(FT):
         if datamodule is not None and self.pool is None:
             self.pool = LocalityPool(datamodule, self.hparams.loc_split)
 
-    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
         """FT's loop with the locality KL; the draws are seeded by the edit's tokens (reproducible)."""
         if self.pool is None:
             raise RuntimeError(
@@ -54,7 +56,7 @@ class FTKL(FT):
                 "(mendlight fit/test/edit do; in Python call editor.attach_datamodule(dm))"
             )
         self._rng = random.Random(zlib.crc32(rows["input_ids"].numpy().tobytes()))
-        return super().edit(rows, hidden)
+        return super().edit(rows, hidden, cond)
 
     def step_loss(
         self, logits: torch.Tensor, rows: TokenRows, deltas: ParamDeltas, step: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mendlight.data.batch import TokenRows
+from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
 from mendlight.losses import masked_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
@@ -86,7 +86,9 @@ class MEND(Editor):
         self.transforms = nn.ModuleDict(nets)
         self.alpha = nn.Parameter(torch.full((len(self.edit_names),), float(edit_lr)))
 
-    def edit(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> ParamDeltas:
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
         """MEND's edit: one forward/backward of the edit loss, transformed factors, ``W − α Σ δ̃ ũᵀ``."""
         if hidden is None:
             hidden = self.bottom(rows)  # the blocks below the edited ones: once, without gradients
