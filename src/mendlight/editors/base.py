@@ -24,6 +24,7 @@ from mendlight.losses import kl_locality, masked_nll, sequence_success
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
     ParamDeltas,
+    detached,
     edited_params,
     greedy_continuations,
     model_logits,
@@ -255,7 +256,7 @@ class Editor(pl.LightningModule):
         start = time.perf_counter()
         deltas = self.edit(batch["edit"], cond=batch.get("cond"))
         latency = time.perf_counter() - start
-        deltas = {k: v.detach() for k, v in deltas.items()}
+        deltas = detached(deltas)
         post_rows, post_hidden = stack.select("edit", "equiv", "loc")
         with torch.no_grad():
             post = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "edit", "equiv", "loc")

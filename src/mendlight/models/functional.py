@@ -30,6 +30,14 @@ def edited_params(model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) ->
     return out
 
 
+def detached(deltas: Mapping[str, torch.Tensor]) -> ParamDeltas:
+    """The deltas without autograd history; an edit type with its own ``detached()`` keeps its type."""
+    own = getattr(deltas, "detached", None)
+    if callable(own):
+        return own()
+    return {name: delta.detach() for name, delta in deltas.items()}
+
+
 def _accepts_use_cache(model: torch.nn.Module) -> bool:
     return "use_cache" in inspect.signature(type(model).forward).parameters
 

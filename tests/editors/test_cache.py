@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from mendlight.data import EditDataModule, EditRecord, LocalityItem
+from mendlight.data.records import write_records
+from mendlight.editors import Cache
+from mendlight.editors.cache import ANSWER_MARGIN, CacheEdit, input_mask
+from mendlight.editors.cache_epsilon import DistanceProfile, distance_profile, pick_epsilon
+from mendlight.losses import sequence_success
+from mendlight.metrics import token_nll
+
+TINY = "tiny-random-llama"
+
+
+def _record(i):
+    return EditRecord(
+        prompt=f"The capital of Country{i} is",
+        target_new=f"City{i}",
+        target_true="Old",
+        rephrases=[f"The capital of Country{i} is:", f"Something else entirely {i * 7}"],
+        locality=[LocalityItem(f"An unrelated question number {i}?", "no")],
+        id=f"r{i}",
+    )
+
+
+@pytest.fixture
+def dm():
+    return EditDataModule(tokenizer=TINY, n_loc=1)
+
+
+def test_input_mask_is_the_prompt_of_causal_rows(dm):
+    batch = dm.make_batch([_record(0)], train=False)
+    edit = batch["edit"]
+    mask = input_mask(edit)
+    n_prompt = len(dm.tok(_record(0).prompt)["input_ids"])
+    assert int(mask.sum()) == n_prompt and int(edit["attention_mask"].sum()) > n_prompt
+    text = {
+        "input_ids": edit["input_ids"],
+        "attention_mask": edit["attention_mask"],
+        "labels": edit["input_ids"].roll(-1),
+    }
+    assert torch.equal(input_mask(text), edit["attention_mask"])  # a passage scored as text: every token
+
+
+def test_within_epsilon_answers_the_stored_target_and_others_are_untouched(dm):
+    cache = Cache(base_model=TINY, epsilon=1e-3)
+    batch = dm.make_batch([_record(0)], train=False)
+    out = cache.evaluate_batch(batch)
+    assert isinstance(cache._last_deltas, CacheEdit) and len(cache._last_deltas) == 1
+    assert bool(sequence_success(out.post_edit, batch["edit"]["labels"]).all())  # distance 0: answered
+    assert float(token_nll(out.post_edit, batch["edit"]["labels"])[0]) < 1e-3 * ANSWER_MARGIN
+    torch.testing.assert_close(out.post_loc, out.pre_loc)  # far away: the unedited model's output
+    base_equiv = cache.logits([batch["equiv"]])[0]
+    torch.testing.assert_close(out.post_equiv, base_equiv)  # rephrases are not within 1e-3 either
+    wide = Cache(base_model=TINY, epsilon=1e6)  # everything matches: locality answers the edit's target
+    wide_out = wide.evaluate_batch(batch)
+    assert bool(sequence_success(wide_out.post_equiv, batch["equiv"]["labels"]).all())
+    loc_pred = wide_out.post_loc.argmax(-1)[batch["loc"]["labels"] != -100]
+    target = batch["edit"]["labels"][batch["edit"]["labels"] != -100]
+    assert loc_pred.tolist() == target[: len(loc_pred)].tolist()
+    assert wide.greedy_outputs(batch["edit"], wide._last_deltas) == [" City0"]  # the target, as continued
+
+
+def test_batched_and_merged_caches_keep_every_entry(dm):
+    cache = Cache(base_model=TINY, epsilon=1e-3)
+    a = cache.edit(dm.make_batch([_record(0), _record(1)], train=False)["edit"])
+    b = cache.edit(dm.make_batch([_record(22)], train=False)["edit"])
+    merged = a.merged(b)
+    assert len(merged) == 3 and merged.targets.shape[0] == 3
+    rows = dm.make_batch([_record(1), _record(22), _record(5)], train=False)["edit"]
+    assert cache.matches(rows, merged).tolist() == [1, 2, -1]
+    assert cache.matches(rows, a).tolist() == [1, -1, -1]
+
+
+def test_classifier_rows_answer_with_the_stored_label():
+    dm = EditDataModule(tokenizer="tiny-random-bert", n_loc=1)
+    claim = EditRecord(
+        prompt="Claim zero holds.", target_new="false", target_true="true", task="classification", id="c0"
+    )
+    cache = Cache(base_model="tiny-random-bert", epsilon=1e-3)
+    batch = dm.make_batch([claim], train=False)
+    out = cache.evaluate_batch(batch)
+    assert float(out.post_edit[0]) == -ANSWER_MARGIN
+
+
+def test_epsilon_is_picked_on_validation_distances(tmp_path):
+    profile = DistanceProfile(
+        n_edits=2, rephrase=torch.tensor([0.5, 1.0, 4.0]), locality=torch.tensor([3.0, 5.0])
+    )
+    assert profile.rates(0.75) == (3 / 5, 0.0) and profile.rates(3.5) == (4 / 5, 0.5)
+    assert profile.rates(profile.best()) == (4 / 5, 0.0)  # both close rephrases in, every locality input out
+    es, hit = profile.rates(profile.best())
+    assert es - hit == max(profile.rates(e)[0] - profile.rates(e)[1] for e in profile.candidates())
+    for split in ("train", "val", "test"):
+        write_records(tmp_path / f"{split}.jsonl", [_record(i) for i in range(4)])
+    dm = EditDataModule(dataset=str(tmp_path), tokenizer=TINY, n_loc=1)
+    cache = Cache(base_model=TINY)
+    measured = distance_profile(cache, dm)
+    assert measured.n_edits == 4 and measured.rephrase.numel() == 8 and measured.locality.numel() == 4
+    best, table = pick_epsilon(cache, dm)
+    assert best in [row[0] for row in table] and all(0 <= es <= 1 and 0 <= hit <= 1 for _, es, hit in table)
