@@ -20,6 +20,7 @@ from mendlight.data.batch import CondRows, EditBatch, TokenRows, model_inputs, n
 from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_inputs, record_rows, update_metrics
 from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
+from mendlight.editors.sequential import SequentialChain
 from mendlight.losses import kl_locality, masked_nll, sequence_success
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
@@ -27,6 +28,7 @@ from mendlight.models.functional import (
     detached,
     edited_params,
     greedy_continuations,
+    materialised,
     model_logits,
     state_fingerprint,
 )
@@ -55,6 +57,10 @@ class Editor(pl.LightningModule):
         c_loc: weight of the locality KL loss.
         n_samples: sample edits per validation/test epoch shown with greedy pre/post outputs in reports.
         sample_tokens: tokens generated for each sample output.
+        sequential: test protocol. 0: every test batch is edited from the unedited model. N > 0: test batches
+            are edited one after another in chains of N edits (batches), each edit made on the model the
+            previous ones left (materialised), and every edit of a chain is evaluated after its last edit
+            (the lifelong protocol).
         optimizer: optimizer factory for the editor's parameters (the base is never optimised).
 
     """
@@ -71,8 +77,11 @@ class Editor(pl.LightningModule):
         c_loc: float = 1.0,
         n_samples: int = 8,
         sample_tokens: int = 8,
+        sequential: int = 0,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
+        if sequential < 0:
+            raise ValueError("sequential must be >= 0 (0: each edit from the unedited model)")
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
@@ -87,6 +96,7 @@ class Editor(pl.LightningModule):
         self.register_buffer("skipped_steps", torch.zeros((), dtype=torch.long))
         self._records: list[dict] = []
         self._samples: list[dict] = []
+        self._chain = SequentialChain(self)
 
     # ------------------------------------------------------------------ the algorithm
     def edit(
@@ -238,11 +248,14 @@ class Editor(pl.LightningModule):
         return self.optimizer_factory(params)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate_batch(self, batch: EditBatch) -> EditLogits:
+    def evaluate_batch(
+        self, batch: EditBatch, deltas: ParamDeltas | None = None, latency: float | None = None
+    ) -> EditLogits:
         """Pre-edit logits, the timed edit, and post-edit logits of one evaluation batch.
 
         The edit is timed on its own (``edit()`` runs its full forward/backward); the other passes share one
-        bottom pass over all rows.
+        bottom pass over all rows. Given ``deltas`` (sequential editing: the model after a chain of edits) and
+        their ``latency``, no edit is made and the batch is evaluated at ``θ + deltas``.
         """
         groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
         true = batch.get("true")
@@ -253,18 +266,36 @@ class Editor(pl.LightningModule):
         pre_rows, pre_hidden = stack.select(*pre_names)
         with torch.no_grad():
             pre = stack.split(self.forward_rows(pre_rows, self.pre_edit_deltas(), pre_hidden), *pre_names)
-        start = time.perf_counter()
-        deltas = self.edit(batch["edit"], cond=batch.get("cond"))
-        latency = time.perf_counter() - start
-        deltas = detached(deltas)
+        if deltas is None:
+            start = time.perf_counter()
+            deltas = detached(self.edit(batch["edit"], cond=batch.get("cond")))
+            latency = time.perf_counter() - start
         post_rows, post_hidden = stack.select("edit", "equiv", "loc")
         with torch.no_grad():
             post = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "edit", "equiv", "loc")
         self._last_deltas = deltas
         return EditLogits(pre[0], post[0], post[1], post[2], pre[1] if true is not None else None, latency)
 
-    def _eval_step(self, batch: EditBatch, stage: str) -> None:
-        out = self.evaluate_batch(batch)
+    def edit_from(self, rows: TokenRows, cond: CondRows | None, current: ParamDeltas | None) -> ParamDeltas:
+        """One more edit of the model ``θ₀ + current``: the deltas of the model after it (sequential editing).
+
+        ``current`` is written into the weights while the edit is computed (and restored exactly after), so
+        the edit sees the model the previous edits made; the result is ``current`` plus the new edit.
+        """
+        if not current:
+            return detached(self.edit(rows, cond=cond))
+        with materialised(self.base, current):
+            new = detached(self.edit(rows, cond=cond))
+        return {n: current.get(n, 0) + new.get(n, 0) for n in {**current, **new}}
+
+    def _eval_step(self, batch: EditBatch, stage: str, batch_idx: int = 0) -> None:
+        if stage == "test" and self.hparams.sequential:
+            self._chain.add(batch, batch_idx)
+            return
+        self._finish_eval(batch, stage, self.evaluate_batch(batch))
+
+    def _finish_eval(self, batch: EditBatch, stage: str, out: EditLogits, extra: dict | None = None) -> None:
+        """Metrics, logs, per-record rows and samples of one evaluated batch."""
         equiv, edit = batch["equiv"], batch["edit"]
         nll = (
             masked_nll(out.post_equiv, equiv["labels"])
@@ -281,6 +312,8 @@ class Editor(pl.LightningModule):
         for name, metric in metrics.named().items():
             self.log(f"{stage}/{name}", metric, on_epoch=True, on_step=False, batch_size=k)
         rows = record_rows(batch, out)
+        for row in rows:
+            row.update(extra or {})
         self._add_samples(batch, rows, self._last_deltas)
         if stage == "test":
             self._records.extend(rows)
@@ -316,11 +349,11 @@ class Editor(pl.LightningModule):
 
     def validation_step(self, batch: EditBatch, batch_idx: int) -> None:
         """Edit each validation batch from the unedited base and update ``val/*`` metrics."""
-        self._eval_step(batch, "val")
+        self._eval_step(batch, "val", batch_idx)
 
     def test_step(self, batch: EditBatch, batch_idx: int) -> None:
         """Edit each test batch from the unedited base; collect per-record rows for ``results.json``."""
-        self._eval_step(batch, "test")
+        self._eval_step(batch, "test", batch_idx)
 
     def predict_step(self, batch: EditBatch, batch_idx: int) -> list[dict]:
         """Per-record results with greedy pre/post outputs; ``mendlight predict`` writes predictions.jsonl."""
@@ -351,8 +384,9 @@ class Editor(pl.LightningModule):
     on_test_epoch_start = on_validation_epoch_start
 
     def on_test_start(self) -> None:
-        """Reset the per-record rows."""
+        """Reset the per-record rows and the sequential chain."""
         self._records = []
+        self._chain = SequentialChain(self)
 
     def on_validation_epoch_end(self) -> None:
         """Write the sample edits table to TensorBoard."""
@@ -362,6 +396,7 @@ class Editor(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         """Write the sample table, ``results.json``/``results.md`` and the HPARAMS summary."""
+        self._chain.evaluate()  # a sequential chain still open (normally closed on the last batch)
         from mendlight.editors.reports import finish_test
 
         finish_test(self)

@@ -123,6 +123,11 @@ class Cache(Editor):
         """Store each edit row's key and target; no weight changes."""
         return CacheEdit(self.keys(rows), _target_tokens(rows["labels"]))
 
+    def edit_from(self, rows: TokenRows, cond: CondRows | None, current: ParamDeltas | None) -> ParamDeltas:
+        """Sequential editing: the cache of earlier edits with this edit's entries added."""
+        new = self.edit(rows)
+        return current.merged(new) if isinstance(current, CacheEdit) else new
+
     def matches(self, rows: TokenRows, cache: CacheEdit) -> torch.Tensor:
         """``[rows]``: the index of the nearest stored edit within ε, or -1."""
         if not len(cache) or not rows["input_ids"].shape[0]:

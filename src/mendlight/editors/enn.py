@@ -24,7 +24,7 @@ from mendlight.data.batch import CondRows, EditBatch, TokenRows, score_mask
 from mendlight.editors.base import Editor
 from mendlight.losses import kl_locality, masked_nll
 from mendlight.models.arch import arch_spec
-from mendlight.models.functional import ParamDeltas
+from mendlight.models.functional import ParamDeltas, detached
 
 
 def _key(name: str) -> str:
@@ -91,9 +91,15 @@ class ENN(Editor):
             }
         )
         self.inner_lr = nn.Parameter(torch.full((len(self.edit_names),), float(edit_lr)))
+        self._start: dict[str, torch.Tensor] | None = None
 
     def _theta(self) -> dict[str, torch.Tensor]:
-        """The trained weights θ by full parameter name (in the base's dtype for the forward)."""
+        """The trained weights θ by full parameter name (in the base's dtype for the forward).
+
+        During :meth:`edit_from` these are the weights of the model that earlier edits of a chain left.
+        """
+        if self._start is not None:
+            return dict(self._start)
         out = {}
         for name in self.trained_names:
             weight = self.theta[_key(name)]
@@ -127,6 +133,19 @@ class ENN(Editor):
                 for i, (name, grad) in enumerate(zip(self.edit_names, grads, strict=True)):
                     params[name] = params[name] - self.inner_lr[i] * grad
         return self._as_deltas(params)
+
+    def edit_from(self, rows: TokenRows, cond: CondRows | None, current: ParamDeltas | None) -> ParamDeltas:
+        """One more edit of ``θ₀ + current``: the gradient step starts from that model's weights."""
+        if current:
+            edited = set(self.edit_names)
+            self._start = {
+                n: (self.base.get_parameter(n) + current[n]).detach().requires_grad_(n in edited)
+                for n in self.trained_names
+            }
+        try:
+            return detached(self.edit(rows, cond=cond))
+        finally:
+            self._start = None
 
     def training_step(self, batch: EditBatch, batch_idx: int) -> torch.Tensor | None:
         """MEND's objective on θ' plus ``c_base·KL(p_θ₀ ‖ p_θ)`` on the locality rows (ENN's base loss)."""
