@@ -68,8 +68,16 @@ def finish_test(editor: Editor) -> None:
         return
     datamodule = getattr(editor.trainer, "datamodule", None)
     dataset = str(getattr(getattr(datamodule, "hparams", {}), "get", lambda *_: "?")("dataset", "?"))
+    sequential = int(editor.hparams.get("sequential", 0) or 0)
+    edits = (
+        f"sequential: chains of {sequential} test batches, each edited on the model the earlier edits of its "
+        "chain left; every batch evaluated after the chain's last edit"
+        if sequential
+        else "each test batch is edited from the unedited base; k simultaneous edits per batch"
+    )
     protocol = {
-        "edits": "each test batch is edited from the unedited base; k simultaneous edits per batch",
+        "edits": edits,
+        "sequential": sequential,
         "n_edits_per_batch": getattr(datamodule, "eval_n_edits", None) if datamodule else None,
         "labels": "teacher-forced: the prompt is followed by the target tokens",
         "metrics": PROTOCOLS,
