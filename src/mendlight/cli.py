@@ -163,15 +163,21 @@ def _user_error(exc: BaseException) -> BaseException | None:
     return None
 
 
-def main(args: ArgsType = None) -> None:
+def main(args: ArgsType = None) -> int | None:
     """Entry point of the ``mendlight`` console script and ``python -m mendlight``.
 
-    Errors in the user's input (configs, records, model references, edit arguments) are printed as one
-    message and exit with status 2 instead of a traceback.
+    ``mendlight table ...`` compares several editors on one setting (:mod:`mendlight.table_command`); every
+    other subcommand is LightningCLI's. Errors in the user's input (configs, records, model references, edit
+    arguments) are printed as one message and exit with status 2 instead of a traceback.
     """
     _quiet_known_noise()
+    argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
+    if argv and argv[0] == "table":
+        from mendlight.table_command import main as table_main
+
+        return table_main(argv[1:])
     try:
-        _run(args)
+        run_cli(args)
     except Exception as exc:
         cause = _user_error(exc)
         if cause is None:
@@ -180,8 +186,9 @@ def main(args: ArgsType = None) -> None:
         raise SystemExit(2) from None
 
 
-def _run(args: ArgsType) -> None:
-    MendLightCLI(
+def run_cli(args: ArgsType) -> MendLightCLI:
+    """Run LightningCLI on ``args`` (a subcommand and its options) and return it (its trainer, model...)."""
+    return MendLightCLI(
         Editor,
         EditDataModule,
         subclass_mode_model=True,

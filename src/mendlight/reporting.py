@@ -300,7 +300,7 @@ def format_number(value: Any, scale: float = 1.0) -> str:
     return "–" if math.isnan(value) else f"{value:.3f}"
 
 
-def _escape(text: Any, limit: int | None = _SAMPLE_CHARS) -> str:
+def escape_cell(text: Any, limit: int | None = _SAMPLE_CHARS) -> str:
     """Make ``text`` safe for a Markdown table cell: escape pipes, turn newlines into ``<br>``."""
     s = "" if text is None else str(text)
     if limit is not None and len(s) > limit:
@@ -309,7 +309,7 @@ def _escape(text: Any, limit: int | None = _SAMPLE_CHARS) -> str:
     return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>")
 
 
-def _table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], body: Iterable[Sequence[str]]) -> list[str]:
     """Render a Markdown table as lines."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -338,16 +338,23 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
     """
     lines = [
-        f"# Editing results: {_escape(results.get('editor'), None)}",
+        f"# Editing results: {escape_cell(results.get('editor'), None)}",
         "",
-        f"**Editor** {_escape(results.get('editor'), None)} · **base model** "
-        f"{_escape(results.get('base_model'), None)} · **dataset** {_escape(results.get('dataset'), None)} · "
-        f"**split** {_escape(results.get('split'), None)} · **date** {_escape(results.get('created'), None)}",
+        " · ".join(
+            f"**{name}** {escape_cell(results.get(key), None)}"
+            for name, key in (
+                ("Editor", "editor"),
+                ("base model", "base_model"),
+                ("dataset", "dataset"),
+                ("split", "split"),
+                ("date", "created"),
+            )
+        ),
         "",
     ]
     subsets = results.get("subsets", {})
     body = [[SUBSET_LABELS.get(name, name), *_metric_cells(s)] for name, s in subsets.items()]
-    lines += _table(["subset", *_METRIC_HEADER], body)
+    lines += markdown_table(["subset", *_METRIC_HEADER], body)
     known = subsets.get("all", {}).get("known_fraction")
     if known is not None:
         lines += [
@@ -359,9 +366,10 @@ def results_markdown(results: Mapping[str, Any]) -> str:
     if records:
         lines += ["", "## Samples", ""]
         sample_body = [
-            [_escape(r.get(k)) for k in ("prompt", "target", "pre_output", "post_output")] for r in records
+            [escape_cell(r.get(k)) for k in ("prompt", "target", "pre_output", "post_output")]
+            for r in records
         ]
-        lines += _table(["prompt", "target", "pre-edit output", "post-edit output"], sample_body)
+        lines += markdown_table(["prompt", "target", "pre-edit output", "post-edit output"], sample_body)
     return "\n".join(lines) + "\n"
 
 
@@ -382,7 +390,7 @@ def provenance_lines(results_list: Sequence[Mapping[str, Any]]) -> list[str]:
             )
             if x
         )
-        lines.append(f"- {_escape(r.get('editor'), None)}: measured {r.get('created', '?')} on {where}")
+        lines.append(f"- {escape_cell(r.get('editor'), None)}: measured {r.get('created', '?')} on {where}")
     return lines
 
 
@@ -409,10 +417,7 @@ def comparison_markdown(
     fields = ("dataset", "split", "base_model")
     values = {f: list(dict.fromkeys(str(r.get(f)) for r in results_list)) for f in fields}
     shown = {f: " / ".join(v) for f, v in values.items()}
-    lines.append(
-        f"**dataset** {_escape(shown['dataset'], None)} · **split** {_escape(shown['split'], None)} · "
-        f"**base model** {_escape(shown['base_model'], None)}"
-    )
+    lines.append(" · ".join(f"**{f.replace('_', ' ')}** {escape_cell(shown[f], None)}" for f in fields))
     differing = [f for f in fields if len(values[f]) > 1]
     if differing:
         lines.append("")
@@ -422,11 +427,11 @@ def comparison_markdown(
         )
     lines.append("")
     body = [
-        [_escape(r.get("editor"), None), SUBSET_LABELS.get(name, name), *_metric_cells(s)]
+        [escape_cell(r.get("editor"), None), SUBSET_LABELS.get(name, name), *_metric_cells(s)]
         for r in results_list
         for name, s in r.get("subsets", {}).items()
     ]
-    lines += _table(["editor", "subset", *_METRIC_HEADER], body)
+    lines += markdown_table(["editor", "subset", *_METRIC_HEADER], body)
     lines += ["", *provenance_lines(results_list)]
     return "\n".join(lines) + "\n"
 

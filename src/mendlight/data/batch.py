@@ -62,6 +62,7 @@ class EditMeta(TypedDict):
     rephrases: list[list[str]]
     loc_prompts: list[str]
     loc_answers: list[str]
+    tasks: list[str]
 
 
 class CondRows(TypedDict):

@@ -176,6 +176,7 @@ def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
                 "loc_post_nll": float(sum(loc_cols["post_nll"][j])),
                 "loc_tokens": int(sum(loc_cols["tokens"][j])),
                 "latency_s": out.latency_s,
+                "task": (meta.get("tasks") or ["completion"] * k)[j],
                 "pre_output": "",
                 "post_output": "",
             }

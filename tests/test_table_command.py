@@ -1,0 +1,80 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mendlight.cli import main
+from mendlight.table_command import TableError, parse_editor, task_drawdown
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny_debug.yaml"
+
+
+def test_parse_editor_forms(tmp_path):
+    run = tmp_path / "runs" / "x" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {}\n")
+    for name in ("last.ckpt", "best-10.ckpt"):
+        (run / "checkpoints" / name).write_bytes(b"")
+    spec = parse_editor(str(run))
+    assert spec.config == run / "config.yaml" and spec.ckpt.name == "best-10.ckpt" and spec.label is None
+    spec = parse_editor(f"MEND (no norm)={run / 'checkpoints' / 'last.ckpt'}")
+    assert (
+        spec.label == "MEND (no norm)"
+        and spec.config == run / "config.yaml"
+        and spec.ckpt.name == "last.ckpt"
+    )
+    spec = parse_editor(f"{TINY}::{run / 'checkpoints' / 'last.ckpt'}")
+    assert spec.config == TINY and spec.ckpt.name == "last.ckpt"
+    assert parse_editor(str(TINY)).ckpt is None
+    with pytest.raises(TableError, match="no config file"):
+        parse_editor(str(tmp_path / "nothing.yaml"))
+    with pytest.raises(TableError, match="does not exist"):
+        parse_editor(f"{TINY}::{tmp_path / 'missing.ckpt'}")
+
+
+def test_task_drawdown_follows_the_records():
+    assert task_drawdown({"records": [{"task": "generation"}]}) == ("ppl DD", "ppl_drawdown")
+    assert task_drawdown({"records": [{"task": "completion"}, {"task": "completion"}]})[1] == "acc_drawdown"
+
+
+def test_table_evaluates_every_editor_on_the_setting_records(tmp_path, monkeypatch, no_argv):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "-c", str(TINY), "--trainer.max_steps=2", "--trainer.val_check_interval=2"])
+    fit_run = tmp_path / "runs" / "tiny_debug" / "version_0"
+    ft = yaml.safe_load((ROOT / "configs" / "smollm2_facts_ft.yaml").read_text())
+    ft["model"]["init_args"].update(base_model="tiny-random-llama", edit_lr=1e-2)
+    ft["data"]["init_args"].update(max_eval_records=99)  # replaced by the setting's data section
+    ft_cfg = tmp_path / "ft_tiny.yaml"
+    ft_cfg.write_text(yaml.safe_dump(ft))
+    out = tmp_path / "tables" / "t4"
+    status = main(
+        [
+            "table",
+            "-c",
+            str(TINY),
+            "--editor",
+            str(fit_run),
+            "--editor",
+            f"Fine-tuning={ft_cfg}",
+            "--out",
+            str(out),
+        ]
+        + ["--title", "Tiny table", "--command", "pytest", "--", "--trainer.limit_test_batches=3"]
+    )
+    assert status == 0
+    md = (tmp_path / "tables" / "t4.md").read_text()
+    assert md.startswith("# Tiny table\n") and "Reproduce with `pytest`." in md
+    assert "| MEND | 3 |" in md and "| Fine-tuning | 3 |" in md and "(acc DD)" in md
+    summary = json.loads((tmp_path / "tables" / "t4.json").read_text())
+    assert [r["label"] for r in summary["rows"]] == ["MEND", "Fine-tuning"]
+    for row in summary["rows"]:
+        results = json.loads((Path(row["run"]) / "results.json").read_text())
+        assert results["subsets"]["all"]["n_records"] == 3  # the same records for every editor
+        assert [r["id"] for r in results["records"]] == [
+            r["id"]
+            for r in json.loads((Path(summary["rows"][0]["run"]) / "results.json").read_text())["records"]
+        ]
+    assert list((tmp_path / "tables" / "t4_tb").glob("events.out.tfevents.*"))
+    assert main(["table", "-c", str(TINY), "--editor", str(tmp_path / "nope"), "--out", str(out)]) == 2
