@@ -147,3 +147,52 @@ def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
 
         state = torch.load(ckpt, weights_only=True, map_location="cpu")
         assert state["global_step"] == 1 and not any(k.startswith("base.") for k in state["state_dict"])
+
+
+FRAGMENTS = sorted((CONFIGS / "editor").glob("*.yaml"))
+#: fragment stem -> the MEND init args it sets (spec §9, Table 6 mapping)
+ABLATIONS = {
+    "mend_no_sharing": {"shared": False},
+    "mend_no_norm": {"norm": False},
+    "mend_no_id_init": {"init": "xavier"},
+    "mend_only_u": {"combine": False, "x_only": True},
+    "mend_only_delta": {"combine": False, "delta_only": True},
+    "mend_only_smaller": {"combine": False, "one_sided": True},
+}
+
+
+def test_table6_fragments_are_the_paper_ablations():
+    assert {p.stem for p in FRAGMENTS} == set(ABLATIONS)
+    for path in FRAGMENTS:
+        cfg = yaml.safe_load(path.read_text())
+        assert cfg == {"model": {"init_args": ABLATIONS[path.stem]}}
+        assert path.read_text().startswith(
+            f"# mendlight fit -c configs/smollm2_qa.yaml -c configs/editor/{path.name}"
+        )
+
+
+@pytest.mark.parametrize("fragment", [p.stem for p in FRAGMENTS])
+def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path, no_argv):
+    main(
+        [
+            "fit",
+            "-c",
+            str(CONFIGS / "smollm2_qa.yaml"),
+            "-c",
+            str(CONFIGS / "editor" / f"{fragment}.yaml"),
+            "--model.init_args.base_model=tiny-random-llama",
+            "--model.init_args.rank=4",
+            f"--data.init_args.dataset={_dataset(tmp_path, 'completion')}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+            "--trainer.max_steps=1",
+            "--trainer.max_time=null",
+            "--trainer.val_check_interval=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+        ]
+    )
+    run = next((tmp_path / "runs" / f"smollm2_qa+{fragment}").glob("version_*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]
+    assert all(saved[k] == v for k, v in ABLATIONS[fragment].items())
+    assert (run / "checkpoints" / "last.ckpt").is_file()

@@ -107,13 +107,17 @@ class MendLightCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        """Name the run after the first config file: ``runs/<config stem>/version_N``."""
+        """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
+
+        A setting with a fragment (``-c configs/smollm2_qa.yaml -c configs/editor/mend_no_norm.yaml``)
+        runs as ``smollm2_qa+mend_no_norm``, so ablations do not share one run directory.
+        """
         cfg = self.config[self.subcommand]
         logger = cfg.get("trainer", {}).get("logger")
         if cfg.get("config") and logger and not isinstance(logger, bool):
             init_args = logger.get("init_args") if hasattr(logger, "get") else None
             if init_args is not None and init_args.get("name") in (None, DEFAULT_RUN_NAME, "lightning_logs"):
-                init_args["name"] = Path(str(cfg.config[0])).stem
+                init_args["name"] = "+".join(Path(str(c)).stem for c in cfg.config)
 
     def before_fit(self) -> None:
         """Refuse to train a test-time editor, with a message saying what to run instead."""
