@@ -28,3 +28,28 @@ test_only() {
   "$BIN/mendlight" test -c "configs/$stem.yaml" "$@"
   TESTED_RUN=$(latest_run "$stem")
 }
+
+# latest_fit_run STEM: the newest run directory of STEM that holds a trained editor (checkpoints/last.ckpt).
+latest_fit_run() {
+  local run
+  for run in $(ls -d "runs/$1"/version_* 2>/dev/null | sort -t_ -k2 -n -r); do
+    if [ -f "$run/checkpoints/last.ckpt" ]; then echo "$run"; return 0; fi
+  done
+  return 1
+}
+
+# ensure_fit STEM CONFIG... -- [fit args]: reuse the newest trained run of STEM (the run name of the configs
+# composed), or train one with `mendlight fit -c CONFIG -c ...`. Sets FIT_RUN.
+ensure_fit() {
+  local stem=$1
+  shift
+  local configs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do configs+=(-c "$1"); shift; done
+  [ "${1:-}" = "--" ] && shift
+  if FIT_RUN=$(latest_fit_run "$stem"); then
+    echo "reusing the trained editor in $FIT_RUN (delete it to retrain)"
+  else
+    "$BIN/mendlight" fit "${configs[@]}" --trainer.enable_progress_bar false "$@"
+    FIT_RUN=$(latest_fit_run "$stem")
+  fi
+}

@@ -149,7 +149,8 @@ def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
         assert state["global_step"] == 1 and not any(k.startswith("base.") for k in state["state_dict"])
 
 
-FRAGMENTS = sorted((CONFIGS / "editor").glob("*.yaml"))
+FRAGMENTS = sorted((CONFIGS / "editor").glob("mend_*.yaml"))
+BASELINES = {"ft": "FT", "ft_kl": "FTKL", "enn": "ENN", "ke": "KE", "cache": "Cache"}
 #: fragment stem -> the MEND init args it sets (spec §9, Table 6 mapping)
 ABLATIONS = {
     "mend_no_sharing": {"shared": False},
@@ -196,3 +197,44 @@ def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path
     saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]
     assert all(saved[k] == v for k, v in ABLATIONS[fragment].items())
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_every_editor_fragment_is_known():
+    stems = {p.stem for p in (CONFIGS / "editor").glob("*.yaml")}
+    assert stems == set(ABLATIONS) | set(BASELINES)
+
+
+@pytest.mark.parametrize("fragment", sorted(BASELINES))
+def test_baseline_fragment_swaps_the_editor_and_keeps_the_setting(fragment, tmp_path, no_argv):
+    cfg = yaml.safe_load((CONFIGS / "editor" / f"{fragment}.yaml").read_text())
+    assert cfg["model"]["class_path"] == f"mendlight.editors.{BASELINES[fragment]}"
+    test_time = BASELINES[fragment] in ("FT", "FTKL", "Cache")
+    args = [
+        "-c",
+        str(CONFIGS / "smollm2_qa.yaml"),
+        "-c",
+        str(CONFIGS / "editor" / f"{fragment}.yaml"),
+        "--model.init_args.base_model=tiny-random-llama",
+        f"--data.init_args.dataset={_dataset(tmp_path, 'completion')}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
+    if test_time:
+        main(["test", *args, "--trainer.limit_test_batches=2"])
+    else:
+        main(
+            [
+                "fit",
+                *args,
+                "--trainer.max_steps=1",
+                "--trainer.max_time=null",
+                "--trainer.val_check_interval=1",
+            ]
+            + ["--trainer.limit_val_batches=1"]
+        )
+    run = next((tmp_path / "runs" / f"smollm2_qa+{fragment}").glob("version_*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["class_path"] == f"mendlight.editors.{BASELINES[fragment]}"
+    assert saved["data"]["init_args"]["max_length"] == 64  # the setting's data section is kept
+    assert (run / ("results.json" if test_time else "checkpoints/last.ckpt")).is_file()

@@ -7,7 +7,8 @@ r"""``mendlight table``: several editors evaluated on the same test records, one
         --out experiments/results/table4_qa --title "Table 4 analogue: question answering"
 
 An editor is a fit run directory (its ``config.yaml`` and best checkpoint, else ``last.ckpt``), a checkpoint
-inside a run directory, or a config file (a test-time editor; ``CONFIG::CHECKPOINT`` names both), with an
+inside a run directory, or config files (a test-time editor; several, comma-separated, compose like repeated
+``-c``: ``configs/smollm2_qa.yaml,configs/editor/ft.yaml``; ``CONFIG::CHECKPOINT`` names both), with an
 optional ``LABEL=`` prefix. The *setting* config (``-c``) supplies the data section, which replaces each
 editor's own, so every editor is tested on the same records; arguments after ``--`` go to every
 ``mendlight test`` run (``-- --data.init_args.eval_n_edits 5``). Each editor's run writes its usual
@@ -43,18 +44,27 @@ class TableError(ValueError):
 
 @dataclass
 class EditorSpec:
-    """One editor of a table: a label, its config and (for trained editors) its checkpoint."""
+    """One editor of a table: a label, its config files (composed in order) and its checkpoint, if trained."""
 
     label: str | None
-    config: Path
+    configs: list[Path]
     ckpt: Path | None
+
+    @property
+    def config(self) -> Path:
+        """The first config file."""
+        return self.configs[0]
 
 
 def parse_editor(text: str) -> EditorSpec:
-    """Parse ``[LABEL=]RUN_DIR | CHECKPOINT | CONFIG[::CHECKPOINT]`` (see the module doc)."""
+    """Parse ``[LABEL=]RUN_DIR | CHECKPOINT | CONFIG[,CONFIG...][::CHECKPOINT]`` (see the module doc)."""
     label, _, ref = text.rpartition("=") if "=" in text else (None, "", text)
     config_part, _, ckpt_part = ref.partition("::")
-    path = Path(config_part)
+    paths = [Path(p) for p in config_part.split(",")]
+    for extra in paths[1:]:
+        if not extra.is_file():
+            raise TableError(f"editor {text!r}: config file {extra} does not exist")
+    path = paths[0]
     if ckpt_part:
         config, ckpt = path, Path(ckpt_part)
     elif path.is_dir():
@@ -73,7 +83,7 @@ def parse_editor(text: str) -> EditorSpec:
         )
     if ckpt is not None and not ckpt.is_file():
         raise TableError(f"editor {text!r}: checkpoint {ckpt} does not exist")
-    return EditorSpec(label or None, config, ckpt)
+    return EditorSpec(label or None, [config, *paths[1:]], ckpt)
 
 
 def _data_section(setting: Path, tmp: Path) -> Path:
@@ -143,7 +153,7 @@ def run_table(
     with tempfile.TemporaryDirectory() as tmp:
         data = _data_section(setting, Path(tmp))
         for spec in editors:
-            args = ["test", "-c", str(spec.config), "--data", str(data), *extra]
+            args = ["test", *[a for c in spec.configs for a in ("-c", str(c))], "--data", str(data), *extra]
             if spec.ckpt is not None:
                 args += ["--ckpt_path", str(spec.ckpt)]
             print(f"== mendlight {' '.join(args)}", flush=True)
