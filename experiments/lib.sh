@@ -53,3 +53,11 @@ ensure_fit() {
     FIT_RUN=$(latest_fit_run "$stem")
   fi
 }
+
+# large_qa_records: build (once) the large question-answering record set used for batched and sequential
+# editing (10,000 city_country facts; the same subject splits as facts-qa, so its test subjects are unseen in
+# training). Sets LARGE_QA to its directory.
+large_qa_records() {
+  LARGE_QA=data/facts_qa_large
+  "$BIN/python" -m mendlight.data.builders.facts --out "$LARGE_QA" --prompt-style question --n-cities 10000
+}

@@ -404,8 +404,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="build seed (default: 0)")
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete build exists")
+    defaults = FactOptions()
+    parser.add_argument("--n-cities", type=int, default=defaults.n_cities, help="city_country records")
+    parser.add_argument("--min-population", type=int, default=defaults.min_population, help="least populous")
+    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default=defaults.prompt_style, help="prompt")
     args = parser.parse_args(argv)
-    path = build_facts(args.out, seed=args.seed, force=args.force)
+    path = build_facts(
+        args.out,
+        seed=args.seed,
+        force=args.force,
+        n_cities=args.n_cities,
+        min_population=args.min_population,
+        prompt_style=args.prompt_style,
+    )
     manifest = read_manifest(path)
     counts = manifest["counts"]
     print(f"fact dataset: {path}  (hash {manifest['hash']}, {manifest['total']} records)")
