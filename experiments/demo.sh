@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
-# `make demo`: train MEND on the embedded SmolLM2 + facts, test MEND and FT on the test split, compare.
-# Usage: bash experiments/demo.sh [extra `mendlight fit` args, e.g. --trainer.max_time 00:00:05:00]
+# `make demo`: train MEND on the embedded SmolLM2 + facts, then test MEND and FT on the same test records.
+# Usage: bash experiments/demo.sh [extra `mendlight fit` args, e.g. --trainer.max_steps 200 for a quick try]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
 
-echo "== 1/4 building the embedded fact dataset"
+echo "== 1/3 building the embedded fact dataset"
 "$BIN/python" -m mendlight.data.builders.facts
 
-echo "== 2/4 training MEND (configs/smollm2_facts.yaml; bounded by trainer.max_time), 3/4 testing it"
-train_and_test smollm2_facts "$@"
-mend_dir=$TESTED_RUN
+echo "== 2/3 training MEND (configs/smollm2_facts.yaml: 2000 steps)"
+"$BIN/mendlight" fit -c configs/smollm2_facts.yaml "$@"
+fit_run=$(latest_fit_run smollm2_facts)
 
-echo "== 3/4 testing FT on the test split"
-test_only smollm2_facts_ft
-ft_dir=$TESTED_RUN
-
-echo "== 4/4 MEND vs FT"
+echo "== 3/3 MEND and FT on the same test records (mendlight table)"
 mkdir -p experiments/results
-"$BIN/python" -m mendlight.reporting "$mend_dir" "$ft_dir" --out experiments/results/demo_smollm2_facts.md \
-  --title "MEND vs FT on SmolLM2-135M + embedded facts (make demo)" --command "make demo"
+"$BIN/mendlight" table -c configs/smollm2_facts.yaml --out experiments/results/demo_smollm2_facts \
+  --title "MEND vs FT on SmolLM2-135M + embedded facts (make demo)" --command "make demo" \
+  --editor "MEND=$fit_run" --editor "FT=configs/smollm2_facts_ft.yaml"
 echo "TensorBoard: make tb  (runs/smollm2_facts, runs/smollm2_facts_ft)"

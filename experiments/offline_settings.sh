@@ -19,13 +19,13 @@ settings=("$@")
 mkdir -p experiments/results
 for setting in "${settings[@]}"; do
   stem=${CONFIG[$setting]:?unknown setting $setting (choose qa, factcheck, gen)}
-  echo "== $setting: MEND ($stem)"
-  train_and_test "$stem" --trainer.enable_progress_bar false
-  mend_dir=$TESTED_RUN
-  echo "== $setting: FT (${stem}_ft)"
-  test_only "${stem}_ft"
-  "$BIN/python" -m mendlight.reporting "$mend_dir" "$TESTED_RUN" --out "experiments/results/offline_$setting.md" \
-    --title "${TITLE[$setting]}" --command "bash experiments/offline_settings.sh $setting"
+  echo "== $setting: training MEND ($stem)"
+  "$BIN/mendlight" fit -c "configs/$stem.yaml" --trainer.enable_progress_bar false
+  fit_run=$(latest_fit_run "$stem")
+  echo "== $setting: MEND and FT on the same test records"
+  "$BIN/mendlight" table -c "configs/$stem.yaml" --out "experiments/results/offline_$setting" \
+    --title "${TITLE[$setting]}" --command "bash experiments/offline_settings.sh $setting" \
+    --editor "MEND=$fit_run" --editor "FT=configs/${stem}_ft.yaml"
 done
 {
   echo "# MEND and FT on the three offline settings"
