@@ -28,6 +28,11 @@ def test_parse_editor_forms(tmp_path):
     spec = parse_editor(f"{TINY}::{run / 'checkpoints' / 'last.ckpt'}")
     assert spec.config == TINY and spec.ckpt.name == "last.ckpt"
     assert parse_editor(str(TINY)).ckpt is None
+    fragment = ROOT / "configs" / "editor" / "ft.yaml"
+    composed = parse_editor(f"FT={TINY},{fragment}")
+    assert composed.configs == [TINY, fragment] and composed.label == "FT" and composed.ckpt is None
+    with pytest.raises(TableError, match="does not exist"):
+        parse_editor(f"{TINY},{tmp_path / 'nope.yaml'}")
     with pytest.raises(TableError, match="no config file"):
         parse_editor(str(tmp_path / "nothing.yaml"))
     with pytest.raises(TableError, match="does not exist"):

@@ -157,7 +157,11 @@ def run_table(
             if spec.ckpt is not None:
                 args += ["--ckpt_path", str(spec.ckpt)]
             print(f"== mendlight {' '.join(args)}", flush=True)
-            cli = run_cli(args)
+            argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI warns when both argv and args are given
+            try:
+                cli = run_cli(args)
+            finally:
+                sys.argv = argv
             run = Path(cli.trainer.log_dir)
             results = load_results(run)
             labelled.append((spec.label or str(results["editor"]), results))
