@@ -201,7 +201,12 @@ def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path
 
 def test_every_editor_fragment_is_known():
     stems = {p.stem for p in (CONFIGS / "editor").glob("*.yaml")}
-    assert stems == set(ABLATIONS) | set(BASELINES)
+    assert stems == set(ABLATIONS) | set(BASELINES) | {"mend"}
+
+
+def test_mend_reference_fragment_changes_nothing():
+    cfg = yaml.safe_load((CONFIGS / "editor" / "mend.yaml").read_text())
+    assert cfg == {"model": {"init_args": {}}}
 
 
 @pytest.mark.parametrize("fragment", sorted(BASELINES))

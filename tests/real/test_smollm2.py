@@ -15,7 +15,7 @@ before the fact builder added neighbours to the training locality), while German
 import pytest
 import torch
 
-from mendlight.data import EditDataModule, EditRecord, LocalityItem
+from mendlight.data import EditRecord, LocalityItem
 from mendlight.editors import FT, MEND
 from mendlight.losses import sequence_success
 from mendlight.models.functional import state_fingerprint
@@ -26,26 +26,9 @@ NEIGHBOUR = LocalityItem("The capital of Japan is", "Tokyo")
 UNRELATED = LocalityItem("The official language of Germany is", "German")
 
 
-def _fact(locality: LocalityItem) -> EditRecord:
-    return EditRecord(
-        prompt="The capital of France is",
-        target_new="Rome",
-        target_true="Paris",
-        rephrases=[],
-        locality=[locality],
-    )
-
-
-@pytest.fixture(scope="module")
-def datamodule():
-    dm = EditDataModule(tokenizer="smollm2-135m", seed=0)
-    dm.prepare_data()
-    dm.setup("fit")
-    return dm
-
-
-def _check_edit(editor, dm, locality: LocalityItem):
-    batch = dm.make_batch([_fact(locality)], train=False)
+def _check_edit(editor, dm, fact: EditRecord):
+    locality = fact.locality[0]
+    batch = dm.make_batch([fact], train=False)
     before = state_fingerprint(editor.base, editor.edit_names)
     out = editor.evaluate_batch(batch)
     assert bool(sequence_success(out.pre_true, batch["true"]["labels"]).all()), "SmolLM2 knows Paris"
@@ -60,14 +43,14 @@ def _check_edit(editor, dm, locality: LocalityItem):
     return out
 
 
-def test_ft_edits_a_known_fact(datamodule):
+def test_ft_edits_a_known_fact(datamodule, france_to_rome):
     ft = FT(base_model="smollm2-135m", edit_lr=1e-3, ft_optimizer="adam", max_steps=100)
     ft.eval()
-    _check_edit(ft, datamodule, NEIGHBOUR)
+    _check_edit(ft, datamodule, france_to_rome(NEIGHBOUR))
     assert 1 <= ft.last_steps <= 100
 
 
-def test_mend_edits_a_known_fact_after_short_training(datamodule):
+def test_mend_edits_a_known_fact_after_short_training(datamodule, france_to_rome):
     torch.manual_seed(0)
     mend = MEND(base_model="smollm2-135m", rank=256, edit_lr=1e-4, lr_lr=1e-5)
     mend.log_dict = mend.log = lambda *a, **k: None
@@ -81,7 +64,7 @@ def test_mend_edits_a_known_fact_after_short_training(datamodule):
         if step + 1 >= 120:
             break
     mend.eval()
-    _check_edit(mend, datamodule, UNRELATED)
+    _check_edit(mend, datamodule, france_to_rome(UNRELATED))
 
 
 def test_embedded_model_is_dequantised_once_into_the_cache():

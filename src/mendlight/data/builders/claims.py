@@ -51,6 +51,7 @@ from mendlight.data.builders.store import (
     check_replaceable,
     content_hash,
     is_complete_build,
+    parse_options,
     read_manifest,
     write_build,
 )
@@ -242,11 +243,7 @@ def _cache_key(seed: int, options: ClaimOptions) -> dict:
 
 
 def _options(options: dict[str, object]) -> ClaimOptions:
-    allowed = [f.name for f in dataclasses.fields(ClaimOptions)]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown claim builder option(s) {unknown}; allowed: {', '.join(allowed)}")
-    return ClaimOptions(**options)  # type: ignore[arg-type]
+    return parse_options(ClaimOptions, options, "claim")
 
 
 def claims_hash(seed: int = 0, **options: object) -> str:

@@ -38,6 +38,7 @@ from mendlight.data.builders.store import (
     check_replaceable,
     content_hash,
     is_complete_build,
+    parse_options,
     read_manifest,
     write_build,
 )
@@ -343,11 +344,7 @@ def facts_hash(seed: int = 0, **options: object) -> str:
 
 
 def _options(options: dict[str, object]) -> FactOptions:
-    allowed = [f.name for f in dataclasses.fields(FactOptions)]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown fact builder option(s) {unknown}; allowed: {', '.join(allowed)}")
-    return FactOptions(**options)  # type: ignore[arg-type]
+    return parse_options(FactOptions, options, "fact")
 
 
 def build_facts(

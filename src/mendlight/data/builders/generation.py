@@ -42,6 +42,7 @@ from mendlight.data.builders.store import (
     check_replaceable,
     content_hash,
     is_complete_build,
+    parse_options,
     read_manifest,
     write_build,
 )
@@ -97,11 +98,7 @@ class GenerationOptions:
 
 
 def _options(options: dict[str, object]) -> GenerationOptions:
-    allowed = [f.name for f in dataclasses.fields(GenerationOptions)]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown generation builder option(s) {unknown}; allowed: {', '.join(allowed)}")
-    return GenerationOptions(**options)  # type: ignore[arg-type]
+    return parse_options(GenerationOptions, options, "generation")
 
 
 def _model_identity(ref: str) -> dict:

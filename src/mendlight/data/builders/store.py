@@ -9,24 +9,40 @@ place with ``os.replace``, so an interrupted build leaves nothing that looks com
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mendlight.data.records import EditRecord, write_records
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_FILES: tuple[str, ...] = tuple(f"{split}.jsonl" for split in SPLITS)
 MANIFEST = "manifest.json"
+T = TypeVar("T")
 
 
 def content_hash(key: dict[str, Any]) -> str:
     """The 16-hex-digit SHA-256 of a JSON-serialisable cache key (sorted keys)."""
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def parse_options(cls: type[T], options: dict[str, object], kind: str) -> T:
+    """Build the options dataclass ``cls`` of a builder from keyword options, naming unknown ones.
+
+    Raises:
+        TypeError: for an option ``cls`` has no field for (the message lists the allowed ones).
+
+    """
+    allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"unknown {kind} builder option(s) {unknown}; allowed: {', '.join(allowed)}")
+    return cls(**options)
 
 
 def build_dir(kind: str, digest: str, out_dir: Path | str | None = None) -> Path:
