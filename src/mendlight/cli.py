@@ -201,7 +201,7 @@ def run_cli(args: ArgsType) -> MendLightCLI:
         trainer_defaults={
             "inference_mode": False,  # editors need autograd during validation and test
             "logger": {
-                "class_path": "pytorch_lightning.loggers.TensorBoardLogger",
+                "class_path": "mendlight.loggers.RunLogger",
                 "init_args": {"save_dir": "runs", "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
             },
             # MEND's normalisation statistics are empty before the first training step, so Lightning's
