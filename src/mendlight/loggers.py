@@ -27,7 +27,11 @@ class RunLogger(TensorBoardLogger):
     """
 
     def __init__(
-        self, save_dir: str = "runs", name: str | None = "mendlight", version: int | str | None = None, **kwargs
+        self,
+        save_dir: str = "runs",
+        name: str | None = "mendlight",
+        version: int | str | None = None,
+        **kwargs,
     ) -> None:
         super().__init__(save_dir=save_dir, name=name, version=version, **kwargs)
 
