@@ -3,7 +3,6 @@
 BIN=${BIN:-.venv/bin}
 export PYTHONUNBUFFERED=1
 
-
 # latest_fit_run STEM: the newest run directory of STEM that holds a trained editor (checkpoints/last.ckpt).
 latest_fit_run() {
   local run
