@@ -7,6 +7,7 @@ file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/vers
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -106,6 +107,26 @@ class MendLightCLI(LightningCLI):
             }
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Rebuild the editor from the checkpoint's hyperparameters, except its evaluation protocol.
+
+        Lightning replaces the ``model`` section with the hyperparameters saved in ``--ckpt_path``, which is
+        right for what the editor learned (its weights must load) but silently drops test-protocol choices
+        such as ``--model.init_args.sequential 100``: those (``Editor.protocol_hparams``) keep the values
+        of the command line and configs.
+        """
+        subcommand = self.config.get("subcommand")
+        model = self.config[subcommand].get("model") if subcommand else None
+        init_args = getattr(model, "init_args", None)
+        kept = {}
+        if init_args is not None:
+            protocol = getattr(_editor_class(model.class_path), "protocol_hparams", Editor.protocol_hparams)
+            kept = {key: init_args[key] for key in protocol if key in init_args}
+        super()._parse_ckpt_path()
+        restored = self.config[subcommand].model.init_args if kept else None
+        for key, value in kept.items():
+            restored[key] = value
+
     def before_instantiate_classes(self) -> None:
         """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
 
@@ -129,6 +150,15 @@ class MendLightCLI(LightningCLI):
                 f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
             )
             raise SystemExit(2)
+
+
+def _editor_class(class_path: str) -> type | None:
+    """The editor class a config names, or None when it cannot be imported (jsonargparse reports that)."""
+    module, _, name = str(class_path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
 
 
 def _quiet_known_noise() -> None:

@@ -311,6 +311,26 @@ def test_test_writes_results(fit_run, monkeypatch, capsys, no_argv):
     assert acc.Scalars("test/es_edit")[-1].value == pytest.approx(summary["es_edit"], abs=1e-6)
 
 
+def test_test_keeps_the_protocol_given_with_a_checkpoint(fit_run, monkeypatch, no_argv):
+    # Lightning rebuilds the editor from the checkpoint's hyperparameters; the evaluation protocol
+    # (sequential chains) is the test run's own choice, while what was trained (rank) comes from the checkpoint.
+    monkeypatch.chdir(fit_run.root)
+    before = _versions(fit_run.root)
+    main(
+        ["test", "-c", str(fit_run.config), "--ckpt_path", str(fit_run.last)]
+        + ["--model.init_args.sequential", "3", "--model.init_args.rank", "4"]
+    )
+    results = json.loads((_only_new_version(fit_run.root, before) / "results.json").read_text())
+    assert results["protocol"]["sequential"] == 3
+    assert results["hparams"]["sequential"] == 3
+    assert results["hparams"]["rank"] == 8
+    chains = [r["chain"] for r in results["records"]]
+    assert [r["chain_length"] for r in results["records"]] == [3] * (N_TEST // 3 * 3) + [N_TEST % 3] * (
+        N_TEST % 3
+    )
+    assert chains == sorted(chains) and len(set(chains)) == -(-N_TEST // 3)
+
+
 def test_predict_writes_per_record_predictions(fit_run, monkeypatch, capsys, no_argv):
     monkeypatch.chdir(fit_run.root)
     before = _versions(fit_run.root)
