@@ -313,7 +313,7 @@ def test_test_writes_results(fit_run, monkeypatch, capsys, no_argv):
 
 def test_test_keeps_the_protocol_given_with_a_checkpoint(fit_run, monkeypatch, no_argv):
     # Lightning rebuilds the editor from the checkpoint's hyperparameters; the evaluation protocol
-    # (sequential chains) is the test run's own choice, while what was trained (rank) comes from the checkpoint.
+    # (sequential chains) is the test run's own choice; what was trained (rank) comes from the checkpoint.
     monkeypatch.chdir(fit_run.root)
     before = _versions(fit_run.root)
     main(

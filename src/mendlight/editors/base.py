@@ -69,7 +69,7 @@ class Editor(pl.LightningModule):
     requires_training: ClassVar[bool] = True
     #: Init arguments that choose how an editor is evaluated, not what it learned: ``test``/``predict`` with
     #: ``--ckpt_path`` keep the values given on the command line or in the config for these instead of the
-    #: ones saved in the checkpoint's hyperparameters (see :meth:`mendlight.cli.MendLightCLI._parse_ckpt_path`).
+    #: ones saved in the checkpoint's hyperparameters (:meth:`mendlight.cli.MendLightCLI._parse_ckpt_path`).
     protocol_hparams: ClassVar[tuple[str, ...]] = ("sequential", "n_samples", "sample_tokens")
 
     def __init__(
