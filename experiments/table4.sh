@@ -5,7 +5,8 @@
 #   gen        generation: SmolLM2-135M + FOLDOC 10-token continuations (Wikitext analogue; perplexity drawdown)
 # Usage: bash experiments/table4.sh [qa] [factcheck] [gen]   (default: all three)
 # MEND, ENN and KE are trained with the setting's step budget (an existing trained run is reused; delete it to
-# retrain; STEPS=N overrides the budget of ENN and KE); Cache's epsilon is picked on the validation split.
+# retrain; STEPS=N overrides the budget of ENN and KE); Cache's epsilon is picked on the validation split; FT and
+# FT+KL use the setting's FT learning rate (configs/<setting>_ft.yaml).
 # Writes experiments/results/table4_<setting>.{md,json} and table4.md (all settings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ declare -A DATASET=([qa]=facts-qa [factcheck]=claims [gen]=generation)
 declare -A BASE=([qa]=smollm2-135m [factcheck]=minilm-l6-factcheck [gen]=smollm2-135m)
 declare -A LENGTH=([qa]=64 [factcheck]=64 [gen]=96)
 declare -A NLOC=([qa]=2 [factcheck]=2 [gen]=1)
+# FT's learning rate per setting, as in configs/<setting>_ft.yaml (MiniLM needs 1e-4; 1e-3 on SmolLM2).
+declare -A FT_LR=([qa]=1.0e-3 [factcheck]=1.0e-4 [gen]=1.0e-3)
 settings=("$@")
 [ ${#settings[@]} -gt 0 ] || settings=(qa factcheck gen)
 mkdir -p experiments/results
@@ -34,12 +37,14 @@ for s in "${settings[@]}"; do
   eps=$(awk '/^chosen epsilon:/ {print $3}' "$eps_log")
   eps_cfg=experiments/results/table4_${s}_cache.yaml
   printf 'model:\n  init_args:\n    epsilon: %s\n' "$eps" > "$eps_cfg"
+  ft_cfg=experiments/results/table4_${s}_ft_lr.yaml
+  printf 'model:\n  init_args:\n    edit_lr: %s\n' "${FT_LR[$s]}" > "$ft_cfg"
   echo "== $s: the table"
   "$BIN/mendlight" table -c "$cfg" --out "experiments/results/table4_$s" \
     --title "Table 4 analogue ($s): ${BASE[$s]} on ${DATASET[$s]}" \
     --command "bash experiments/table4.sh $s" \
-    --editor "FT=$cfg,configs/editor/ft.yaml" \
-    --editor "FT+KL=$cfg,configs/editor/ft_kl.yaml" \
+    --editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg" \
+    --editor "FT+KL=$cfg,configs/editor/ft_kl.yaml,$ft_cfg" \
     --editor "ENN=$enn" \
     --editor "KE=$ke" \
     --editor "Cache (ε=$eps)=$cfg,configs/editor/cache.yaml,$eps_cfg" \
