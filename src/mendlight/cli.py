@@ -8,6 +8,7 @@ file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/vers
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -150,6 +151,28 @@ class MendLightCLI(LightningCLI):
                 f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
             )
             raise SystemExit(2)
+
+    def after_fit(self) -> None:
+        """Write ``fit.json`` into the run: whether training finished, at which step, and its checkpoints.
+
+        A run killed mid-way still holds the ``last.ckpt`` of its last validation; ``fit.json`` is written
+        only when ``fit`` returns, so scripts (``experiments/lib.sh``) reuse a trained editor only then.
+        """
+        trainer = self.trainer
+        if not trainer.is_global_zero or trainer.log_dir is None:
+            return
+        best = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
+        score = getattr(best, "best_model_score", None)
+        summary = {
+            "finished": not trainer.interrupted,
+            "global_step": trainer.global_step,
+            "max_steps": trainer.max_steps,
+            "reached_max_steps": trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps,
+            "best_checkpoint": getattr(best, "best_model_path", None) or None,
+            "best_val_loss": float(score) if score is not None else None,
+            "skipped_steps": int(getattr(self.model, "skipped_steps", 0) or 0),
+        }
+        Path(trainer.log_dir, "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _editor_class(class_path: str) -> type | None:

@@ -184,6 +184,16 @@ def test_fit_writes_the_run_directory(fit_run):
     assert hparams["tokenizer"] == BASE  # the data module's hyperparameters, with the linked tokenizer
 
 
+def test_fit_json_says_how_training_ended(fit_run):
+    summary = json.loads((fit_run.version / "fit.json").read_text())
+    assert summary["finished"] is True and summary["reached_max_steps"] is True
+    assert summary["global_step"] == summary["max_steps"] == MAX_STEPS
+    best = next((fit_run.version / "checkpoints").glob("best-*.ckpt"))
+    assert Path(summary["best_checkpoint"]).name == best.name
+    assert math.isfinite(summary["best_val_loss"])
+    assert summary["skipped_steps"] == 0
+
+
 @pytest.mark.parametrize("which", ["last", "best"])
 def test_checkpoint_holds_the_editor_only(fit_run, which):
     path = fit_run.last if which == "last" else next((fit_run.version / "checkpoints").glob("best-*.ckpt"))
