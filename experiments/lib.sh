@@ -3,11 +3,15 @@
 BIN=${BIN:-.venv/bin}
 export PYTHONUNBUFFERED=1
 
-# latest_fit_run STEM: the newest run directory of STEM that holds a trained editor (checkpoints/last.ckpt).
+# latest_fit_run STEM: the newest run directory of STEM whose training finished (fit.json says so; a run killed
+# mid-way keeps the last.ckpt of its last validation but has no fit.json).
 latest_fit_run() {
   local run
   for run in $(ls -d "runs/$1"/version_* 2>/dev/null | sort -t_ -k2 -n -r); do
-    if [ -f "$run/checkpoints/last.ckpt" ]; then echo "$run"; return 0; fi
+    if [ -f "$run/checkpoints/last.ckpt" ] && grep -q '"finished": true' "$run/fit.json" 2>/dev/null; then
+      echo "$run"
+      return 0
+    fi
   done
   return 1
 }
