@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Table 5 analogue (MEND paper, batched editing): MEND and ENN making k ∈ {1, 5, 25, 75, 125} simultaneous
 # edits on question answering (SmolLM2-135M, the large facts-qa record set: 1,000+ test records).
-# Usage: bash experiments/table5.sh        (MEND and ENN are trained with one edit per step, as configured in
-# configs/smollm2_qa.yaml and configs/editor/enn.yaml, or reused from experiments/table4.sh)
+# Usage: [STEPS=N] [KS="1 5"] bash experiments/table5.sh   (MEND and ENN are trained with one edit per step, as
+# configured in configs/smollm2_qa.yaml and configs/editor/enn.yaml, or reused from experiments/table4.sh;
+# STEPS=N sets ENN's training budget as in table4.sh)
 # Writes experiments/results/table5_k<k>.{md,json}, table5.md and table5.png (ES and drawdown against k).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,9 @@ source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 large_qa_records
 ensure_fit smollm2_qa "$cfg"; mend=$FIT_RUN
-ensure_fit smollm2_qa+enn "$cfg" configs/editor/enn.yaml; enn=$FIT_RUN
+steps=()
+[ -n "${STEPS:-}" ] && steps=(--trainer.max_steps "$STEPS")   # ENN's budget, as in table4.sh
+ensure_fit smollm2_qa+enn "$cfg" configs/editor/enn.yaml -- "${steps[@]}"; enn=$FIT_RUN
 mkdir -p experiments/results
 tables=()
 for k in ${KS:-1 5 25 75 125}; do
@@ -23,4 +26,4 @@ for k in ${KS:-1 5 25 75 125}; do
 done
 "$BIN/python" experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " \
   --title "Table 5 analogue: batched edits on question answering (SmolLM2-135M)" \
-  --command "bash experiments/table5.sh" --out experiments/results/table5 "${tables[@]}"
+  --command "${STEPS:+STEPS=$STEPS }KS=\"${KS:-1 5 25 75 125}\" bash experiments/table5.sh" --out experiments/results/table5 "${tables[@]}"

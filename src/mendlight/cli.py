@@ -124,9 +124,8 @@ class MendLightCLI(LightningCLI):
             protocol = getattr(_editor_class(model.class_path), "protocol_hparams", Editor.protocol_hparams)
             kept = {key: init_args[key] for key in protocol if key in init_args}
         super()._parse_ckpt_path()
-        restored = self.config[subcommand].model.init_args if kept else None
         for key, value in kept.items():
-            restored[key] = value
+            self.config[subcommand].model.init_args[key] = value
 
     def before_instantiate_classes(self) -> None:
         """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
