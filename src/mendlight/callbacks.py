@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from typing import TextIO
+
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -38,3 +43,104 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, *args, **kwargs) -> None:
         """No epoch-based saving."""
+
+
+class TextProgress(Callback):
+    """Plain progress lines for logs: what Lightning's progress bar shows, when that bar is off.
+
+    Experiment scripts turn the bar off (``--trainer.enable_progress_bar false``) because its carriage returns
+    make log files unreadable; this callback then prints one line at most every ``every_s`` seconds while
+    training (step, loss, seconds per step, time left) or testing (batches done, time left), and one line per
+    validation with its metrics. With the bar on it prints nothing.
+
+    Args:
+        every_s: seconds between two progress lines.
+        stream: where to print (default: standard output).
+
+    """
+
+    def __init__(self, every_s: float = 60.0, stream: TextIO | None = None) -> None:
+        self.every_s = every_s
+        self.stream = stream
+        self._start = self._last = 0.0
+        self._first_step = 0
+
+    def _active(self, trainer: pl.Trainer) -> bool:
+        return trainer.progress_bar_callback is None and trainer.is_global_zero
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return False
+        self._last = now
+        return True
+
+    def _begin(self) -> None:
+        self._start = self._last = time.monotonic()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the training clock."""
+        self._begin()
+        self._first_step = trainer.global_step
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx
+    ) -> None:
+        """Print the step, its loss, the speed and the time left, when a line is due."""
+        if not self._active(trainer) or not self._due():
+            return
+        step, total = trainer.global_step, trainer.max_steps
+        done = max(step - self._first_step, 1)
+        per_step = (time.monotonic() - self._start) / done
+        parts = [f"fit: step {step}" + (f"/{total}" if total and total > 0 else "")]
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            parts.append(f"loss {loss.item():.4f}")
+        parts.append(f"{per_step:.2f} s/step")
+        if total and total > 0:
+            parts.append(f"{_duration(per_step * max(total - step, 0))} left")
+        self._print(" · ".join(parts))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Print the validation metrics after each validation in training."""
+        if not self._active(trainer) or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        shown = " · ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()))
+        self._print(f"validation at step {trainer.global_step}: {shown}")
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the test clock."""
+        self._begin()
+
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        """Print the batches tested and the time left, when a line is due."""
+        if not self._active(trainer) or not self._due():
+            return
+        total = trainer.num_test_batches[dataloader_idx] if trainer.num_test_batches else None
+        elapsed = time.monotonic() - self._start
+        line = f"test: batch {batch_idx + 1}" + (f"/{total}" if isinstance(total, int) else "")
+        line += f" · {_duration(elapsed)} so far"
+        if isinstance(total, int) and total > 0:
+            line += f" · {_duration(elapsed / (batch_idx + 1) * (total - batch_idx - 1))} left"
+        self._print(line)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Print how long the test took."""
+        if self._active(trainer):
+            self._print(f"test: done in {_duration(time.monotonic() - self._start)}")
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s`` or ``1 h 02 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -14,12 +14,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
-from pytorch_lightning import Trainer
+from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
 
-from mendlight.callbacks import LastCheckpoint
+from mendlight.callbacks import LastCheckpoint, TextProgress
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
 
@@ -107,6 +108,17 @@ class MendLightCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        """Build the trainer; ``--trainer.enable_checkpointing false`` drops the checkpoint callbacks.
+
+        The ``checkpoint``/``last_checkpoint`` callbacks are always configured, and Lightning refuses a
+        trainer with checkpointing disabled that holds a ``ModelCheckpoint``; turning checkpointing off
+        should just mean no checkpoints.
+        """
+        if config.get("enable_checkpointing") is False:
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:
         """Rebuild the editor from the checkpoint's hyperparameters, except its evaluation protocol.
@@ -259,6 +271,7 @@ def run_cli(args: ArgsType) -> MendLightCLI:
             # MEND's normalisation statistics are empty before the first training step, so Lightning's
             # pre-training sanity validation cannot edit; validation runs at val_check_interval instead.
             "num_sanity_val_steps": 0,
+            "callbacks": [TextProgress()],  # plain progress lines when the progress bar is off
         },
         save_config_callback=TBSaveConfigCallback,
         save_config_kwargs={"overwrite": True},

@@ -377,6 +377,15 @@ def test_fit_refuses_a_test_time_editor(tmp_path, monkeypatch, capsys, no_argv):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, monkeypatch, no_argv):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "-c", str(TINY), "--trainer.max_steps", "2", "--trainer.enable_checkpointing", "false"])
+    version = tmp_path / "runs" / "tiny_debug" / "version_0"
+    summary = json.loads((version / "fit.json").read_text())
+    assert summary["global_step"] == 2 and summary["best_checkpoint"] is None
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 # ---------------------------------------------------------------------------------------------- edit
 def test_edit_applies_and_saves_a_plain_hf_model(fit_run, tmp_path, monkeypatch, capsys, no_argv):
     from transformers import AutoModelForCausalLM, AutoTokenizer

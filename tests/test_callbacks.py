@@ -1,0 +1,62 @@
+"""The Lightning callbacks: plain-text progress lines."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+import pytorch_lightning as pl
+from pytorch_lightning.demos.boring_classes import BoringModel
+
+from mendlight.callbacks import TextProgress, _duration
+
+
+def _trainer(progress: TextProgress, tmp_path, bar: bool) -> pl.Trainer:
+    return pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=6,
+        limit_val_batches=2,
+        limit_test_batches=3,
+        val_check_interval=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=bar,
+        num_sanity_val_steps=0,
+        callbacks=[progress],
+    )
+
+
+def test_prints_training_validation_and_test_lines_without_a_bar(tmp_path):
+    out = io.StringIO()
+    trainer = _trainer(TextProgress(every_s=0, stream=out), tmp_path, bar=False)
+    model = BoringModel()
+    trainer.fit(model)
+    trainer.test(model, verbose=False)
+    lines = out.getvalue().splitlines()
+    fit = [line for line in lines if line.startswith("fit: ")]
+    assert [int(re.match(r"fit: step (\d+)/6", line).group(1)) for line in fit] == [1, 2, 3, 4, 5, 6]
+    assert all(re.search(r"loss -?\d+\.\d{4} · \d+\.\d\d s/step · \d+ s left$", line) for line in fit)
+    validations = [line for line in lines if line.startswith("validation at step")]
+    assert [line.split(":")[0] for line in validations] == ["validation at step 3", "validation at step 6"]
+    tests = [line for line in lines if line.startswith("test: batch")]
+    assert [line.split(" · ")[0] for line in tests] == [f"test: batch {i}/3" for i in (1, 2, 3)]
+    assert lines[-1].startswith("test: done in ")
+
+
+def test_silent_while_the_progress_bar_shows(tmp_path):
+    out = io.StringIO()
+    _trainer(TextProgress(every_s=0, stream=out), tmp_path, bar=True).fit(BoringModel())
+    assert out.getvalue() == ""
+
+
+def test_lines_are_rate_limited(tmp_path):
+    out = io.StringIO()
+    _trainer(TextProgress(every_s=3600, stream=out), tmp_path, bar=False).fit(BoringModel())
+    assert not [line for line in out.getvalue().splitlines() if line.startswith("fit: ")]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(4.4, "4 s"), (185, "3 min 5 s"), (3720, "1 h 02 min")])
+def test_duration(seconds, text):
+    assert _duration(seconds) == text
