@@ -20,12 +20,13 @@ for s in "${settings[@]}"; do
   cfg=configs/$stem.yaml
   editors=()
   for v in "${VARIANTS[@]}"; do
-    ensure_fit "$stem+$v" "$cfg" "configs/editor/$v.yaml" -- --trainer.max_steps "$steps" --trainer.val_check_interval 200
+    ensure_fit "$stem+$v" "$cfg" "configs/editor/$v.yaml" -- --trainer.max_steps "$steps" \
+      --trainer.val_check_interval $(( steps / 2 ))   # validated (and checkpointed) half-way and at the end
     editors+=(--editor "${LABEL[$v]}=$FIT_RUN")
   done
   "$BIN/mendlight" table -c "$cfg" --out "experiments/results/table6_$s" \
     --title "Table 6 analogue ($s): MEND ablations, $steps training steps each" \
-    --command "bash experiments/table6.sh $s" "${editors[@]}"
+    --command "STEPS=$steps bash experiments/table6.sh $s" "${editors[@]}"
 done
 {
   echo "# Table 6 analogue: MEND and its ablations"

@@ -48,10 +48,11 @@ class LastCheckpoint(ModelCheckpoint):
 class TextProgress(Callback):
     """Plain progress lines for logs: what Lightning's progress bar shows, when that bar is off.
 
-    Experiment scripts turn the bar off (``--trainer.enable_progress_bar false``) because its carriage returns
-    make log files unreadable; this callback then prints one line at most every ``every_s`` seconds while
-    training (step, loss, seconds per step, time left) or testing (batches done, time left), and one line per
-    validation with its metrics. With the bar on it prints nothing.
+    ``mendlight`` shows the bar only when its output is a terminal (``--trainer.enable_progress_bar`` sets it
+    either way), since its carriage returns make log files unreadable; without the bar this callback prints
+    one line at most every ``every_s`` seconds while training (step, loss, seconds per step, time left) or
+    testing (batches done, time left), and one line per validation with its metrics. With the bar on it
+    prints nothing.
 
     Args:
         every_s: seconds between two progress lines.

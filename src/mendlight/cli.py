@@ -195,6 +195,16 @@ def _editor_class(class_path: str) -> type | None:
         return None
 
 
+class _NoLitLoggerTip(logging.Filter):
+    """Drop Lightning's "try installing litlogger" tip."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+_NO_LITLOGGER_TIP = _NoLitLoggerTip()
+
+
 def _quiet_known_noise() -> None:
     """Silence warnings that are expected on this stack (STYLE.md §1.11)."""
     for pattern in (
@@ -207,6 +217,8 @@ def _quiet_known_noise() -> None:
         ".*The dirpath has changed from.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
+    # Lightning advertises its cloud logger on every run (an info line, not a warning)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NO_LITLOGGER_TIP)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
@@ -271,7 +283,9 @@ def run_cli(args: ArgsType) -> MendLightCLI:
             # MEND's normalisation statistics are empty before the first training step, so Lightning's
             # pre-training sanity validation cannot edit; validation runs at val_check_interval instead.
             "num_sanity_val_steps": 0,
-            "callbacks": [TextProgress()],  # plain progress lines when the progress bar is off
+            # the progress bar only on a terminal; in a log file TextProgress prints plain lines instead
+            "enable_progress_bar": sys.stderr.isatty(),
+            "callbacks": [TextProgress()],
         },
         save_config_callback=TBSaveConfigCallback,
         save_config_kwargs={"overwrite": True},

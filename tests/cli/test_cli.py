@@ -386,6 +386,20 @@ def test_fit_without_checkpointing_writes_no_checkpoint(tmp_path, monkeypatch, n
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+def test_no_progress_bar_when_the_output_is_not_a_terminal(tmp_path, monkeypatch, capsys, no_argv):
+    monkeypatch.chdir(tmp_path)
+    cfg = yaml.safe_load(TINY.read_text())
+    del cfg["trainer"]["enable_progress_bar"]  # the default decides
+    cfg["trainer"].update(max_steps=2, val_check_interval=2)
+    path = tmp_path / "tiny_default_bar.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    main(["fit", "-c", str(path)])  # pytest captures stderr: not a terminal
+    saved = yaml.safe_load((tmp_path / "runs" / "tiny_default_bar" / "version_0" / "config.yaml").read_text())
+    assert saved["trainer"]["enable_progress_bar"] is False
+    out = capsys.readouterr().out
+    assert "validation at step 2: " in out and "val/es " in out  # TextProgress's plain line instead
+
+
 # ---------------------------------------------------------------------------------------------- edit
 def test_edit_applies_and_saves_a_plain_hf_model(fit_run, tmp_path, monkeypatch, capsys, no_argv):
     from transformers import AutoModelForCausalLM, AutoTokenizer
