@@ -48,6 +48,27 @@ def masked_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -logp.gather(-1, labels[mask].unsqueeze(-1)).mean()
 
 
+def edit_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The loss an edit differentiates: the sum over edit rows of each row's mean token NLL (float32).
+
+    With one edit row this is :func:`masked_nll`. With k simultaneous edits every row's gradient then has the
+    scale it has when that edit is made alone, so a batched edit is the sum of the edits computed separately
+    for each example (paper §5.3). A token mean over all k rows would instead shrink each row's gradient by
+    about 1/k: MEND's normalisation statistics, fixed after training, would no longer fit (an editor trained
+    on single edits sees gradients k times smaller than any in training, which its normalisation maps onto one
+    shared direction), and ENN's inner step would shrink with k. For binary logits each row is one edit.
+    """
+    logits, labels = binary_as_tokens(logits, labels)
+    mask = labels != -100
+    if not mask.any():
+        return logits.sum() * 0.0
+    logp = F.log_softmax(logits[mask].float(), dim=-1)
+    nll = -logp.gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
+    rows = mask.nonzero()[:, 0]
+    per_row = torch.zeros(mask.shape[0], dtype=nll.dtype, device=nll.device).index_add(0, rows, nll)
+    return (per_row / mask.sum(-1).clamp_min(1)).sum()
+
+
 def kl_locality(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``KL(p_pre ‖ p_post)`` per position, averaged over positions where ``mask`` is 1 (float32).
 

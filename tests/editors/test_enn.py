@@ -107,3 +107,20 @@ def test_training_step_and_edit_on_every_layout(name):
     enn.eval()
     out = enn.evaluate_batch(dm.make_batch(_records(EXPECTED[name][0], 1), train=False))
     assert torch.isfinite(out.post_edit).all() and out.latency_s > 0
+
+
+def test_batched_edit_is_the_sum_of_the_separate_edits():
+    """One inner step on k edits moves θ by the sum of the k separate steps (each edit's gradient at its own
+    scale, not shrunk by 1/k)."""
+    from tests.editors.helpers import rows
+
+    torch.manual_seed(0)
+    enn = make()
+    enn.eval()
+    pairs = [("The capital of France is", "Rome"), ("Water boils at", "ninety degrees"), ("The sky is", "green")]
+    with torch.no_grad():
+        together = enn.edit(rows(pairs))
+        alone = [enn.edit(rows([pair])) for pair in pairs]
+    for name in enn.edit_names:
+        torch.testing.assert_close(together[name], sum(d[name] for d in alone), atol=1e-6, rtol=1e-4)
+        assert float(together[name].detach().abs().max()) > 0

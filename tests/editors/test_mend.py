@@ -155,3 +155,23 @@ def test_bfloat16_base_keeps_the_editor_in_float32():
     mend.eval()
     out = mend.evaluate_batch(FACT)
     assert out.post_equiv.shape[:2] == FACT["equiv"]["labels"].shape
+
+
+def test_batched_edit_is_the_sum_of_the_separate_edits():
+    """Paper §5.3: k simultaneous edits sum the edits computed separately (here exactly: rows of different
+    lengths, padding included, with the normalisation statistics of a training step)."""
+    from tests.editors.helpers import rows
+
+    torch.manual_seed(0)
+    mend = make(edit_lr=0.1)
+    mend.train()
+    mend.log_dict = mend.log = lambda *a, **k: None
+    mend.training_step(FACT, 0)  # fills the Welford statistics
+    mend.eval()
+    pairs = [("The capital of France is", "Rome"), ("Water boils at", "ninety degrees"), ("The sky is", "green")]
+    together = mend.edit(rows(pairs))
+    alone = [mend.edit(rows([pair])) for pair in pairs]
+    for name in mend.edit_names:
+        summed = sum(d[name] for d in alone)
+        torch.testing.assert_close(together[name], summed, atol=1e-6, rtol=1e-4)
+        assert float(together[name].detach().abs().max()) > 0

@@ -22,7 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, score_mask
 from mendlight.editors.base import Editor
-from mendlight.losses import kl_locality, masked_nll
+from mendlight.losses import edit_nll, kl_locality
 from mendlight.models.arch import arch_spec
 from mendlight.models.functional import ParamDeltas, detached
 
@@ -126,7 +126,7 @@ class ENN(Editor):
         kernels = sdpa_kernel(SDPBackend.MATH) if create_graph else contextlib.nullcontext()
         with torch.enable_grad(), kernels:
             for _ in range(self.hparams.n_edit_steps):
-                loss = masked_nll(self.forward_params(rows, params, hidden), rows["labels"])
+                loss = edit_nll(self.forward_params(rows, params, hidden), rows["labels"])
                 weights = [params[n] for n in self.edit_names]
                 grads = torch.autograd.grad(loss, weights, create_graph=create_graph)
                 params = dict(params)

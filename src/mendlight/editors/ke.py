@@ -23,7 +23,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
-from mendlight.losses import masked_nll
+from mendlight.losses import edit_nll
 from mendlight.models.functional import ParamDeltas
 
 
@@ -133,7 +133,7 @@ class KE(Editor):
             hidden = self.bottom(rows)
         leaves = {n: self.base.get_parameter(n).detach().requires_grad_(True) for n in self.edit_names}
         with torch.enable_grad():
-            loss = masked_nll(self.forward_params(rows, leaves, hidden), rows["labels"])
+            loss = edit_nll(self.forward_params(rows, leaves, hidden), rows["labels"])
             grads = torch.autograd.grad(loss, list(leaves.values()))
             condition = self.conditioner(cond["input_ids"], cond["attention_mask"])[0]
             return {

@@ -14,7 +14,7 @@ from torch import nn
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
-from mendlight.losses import masked_nll
+from mendlight.losses import edit_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
 from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import ParamDeltas
@@ -95,7 +95,7 @@ class MEND(Editor):
         leaves = {n: self.base.get_parameter(n).detach().requires_grad_(True) for n in self.edit_names}
         with torch.enable_grad(), FactorCapture(self.base, self.edit_names) as capture:
             logits = self.forward_params(rows, leaves, hidden)
-            capture.backward(masked_nll(logits, rows["labels"]))
+            capture.backward(edit_nll(logits, rows["labels"]))
         deltas: ParamDeltas = {}
         for i, name in enumerate(self.edit_names):
             key, mode = self.route[name]
