@@ -117,7 +117,11 @@ def test_batched_edit_is_the_sum_of_the_separate_edits():
     torch.manual_seed(0)
     enn = make()
     enn.eval()
-    pairs = [("The capital of France is", "Rome"), ("Water boils at", "ninety degrees"), ("The sky is", "green")]
+    pairs = [
+        ("The capital of France is", "Rome"),
+        ("Water boils at", "ninety degrees"),
+        ("The sky is", "green"),
+    ]
     with torch.no_grad():
         together = enn.edit(rows(pairs))
         alone = [enn.edit(rows([pair])) for pair in pairs]

@@ -168,7 +168,11 @@ def test_batched_edit_is_the_sum_of_the_separate_edits():
     mend.log_dict = mend.log = lambda *a, **k: None
     mend.training_step(FACT, 0)  # fills the Welford statistics
     mend.eval()
-    pairs = [("The capital of France is", "Rome"), ("Water boils at", "ninety degrees"), ("The sky is", "green")]
+    pairs = [
+        ("The capital of France is", "Rome"),
+        ("Water boils at", "ninety degrees"),
+        ("The sky is", "green"),
+    ]
     together = mend.edit(rows(pairs))
     alone = [mend.edit(rows([pair])) for pair in pairs]
     for name in mend.edit_names:
