@@ -42,7 +42,7 @@ for s in "${settings[@]}"; do
   echo "== $s: the table"
   "$BIN/mendlight" table -c "$cfg" --out "experiments/results/table4_$s" \
     --title "Table 4 analogue ($s): ${BASE[$s]} on ${DATASET[$s]}" \
-    --command "bash experiments/table4.sh $s" \
+    --command "${STEPS:+STEPS=$STEPS }bash experiments/table4.sh $s" \
     --editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg" \
     --editor "FT+KL=$cfg,configs/editor/ft_kl.yaml,$ft_cfg" \
     --editor "ENN=$enn" \
