@@ -34,18 +34,27 @@ def binary_as_tokens(logits: torch.Tensor, labels: torch.Tensor | None = None):
     return logits if labels is None else (logits, labels)
 
 
+def _scored_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Float32 NLL of each scored token (label ≠ -100) and the ``[rows, positions]`` score mask.
+
+    None when nothing is scored.
+    """
+    logits, labels = binary_as_tokens(logits, labels)
+    mask = labels != -100
+    if not mask.any():
+        return None
+    logp = F.log_softmax(logits[mask].float(), dim=-1)
+    return -logp.gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1), mask
+
+
 def masked_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean negative log-likelihood over the scored tokens (label ≠ -100), in float32.
 
     For binary logits this is ``mean −log σ(±logit)`` over the labelled rows. Returns 0 (with a gradient path)
     when nothing is scored.
     """
-    logits, labels = binary_as_tokens(logits, labels)
-    mask = labels != -100
-    if not mask.any():
-        return logits.sum() * 0.0
-    logp = F.log_softmax(logits[mask].float(), dim=-1)
-    return -logp.gather(-1, labels[mask].unsqueeze(-1)).mean()
+    scored = _scored_nll(logits, labels)
+    return logits.sum() * 0.0 if scored is None else scored[0].mean()
 
 
 def edit_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -55,15 +64,13 @@ def edit_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     scale it has when that edit is made alone, so a batched edit is the sum of the edits computed separately
     for each example (paper §5.3). A token mean over all k rows would instead shrink each row's gradient by
     about 1/k: MEND's normalisation statistics, fixed after training, would no longer fit (an editor trained
-    on single edits sees gradients k times smaller than any in training, which its normalisation maps onto one
-    shared direction), and ENN's inner step would shrink with k. For binary logits each row is one edit.
+    on single edits would see gradients k times smaller than any in training), and ENN's inner step would
+    shrink with k. For binary logits each row is one edit.
     """
-    logits, labels = binary_as_tokens(logits, labels)
-    mask = labels != -100
-    if not mask.any():
+    scored = _scored_nll(logits, labels)
+    if scored is None:
         return logits.sum() * 0.0
-    logp = F.log_softmax(logits[mask].float(), dim=-1)
-    nll = -logp.gather(-1, labels[mask].unsqueeze(-1)).squeeze(-1)
+    nll, mask = scored
     rows = mask.nonzero()[:, 0]
     per_row = torch.zeros(mask.shape[0], dtype=nll.dtype, device=nll.device).index_add(0, rows, nll)
     return (per_row / mask.sum(-1).clamp_min(1)).sum()
