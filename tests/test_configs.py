@@ -243,3 +243,35 @@ def test_baseline_fragment_swaps_the_editor_and_keeps_the_setting(fragment, tmp_
     assert saved["model"]["class_path"] == f"mendlight.editors.{BASELINES[fragment]}"
     assert saved["data"]["init_args"]["max_length"] == 64  # the setting's data section is kept
     assert (run / ("results.json" if test_time else "checkpoints/last.ckpt")).is_file()
+
+
+def test_batched_training_fragment_makes_five_edits_per_step(tmp_path, no_argv):
+    root = tmp_path / "data-completion"
+    for split in ("train", "val", "test"):
+        write_records(root / f"{split}.jsonl", [_record(i, "completion") for i in range(16)])
+    path = CONFIGS / "train" / "batched5.yaml"
+    assert path.read_text().startswith("# mendlight fit -c configs/smollm2_qa.yaml -c configs/train/batched5.yaml")
+    main(
+        [
+            "fit",
+            "-c",
+            str(CONFIGS / "smollm2_qa.yaml"),
+            "-c",
+            str(path),
+            "--model.init_args.base_model=tiny-random-llama",
+            "--model.init_args.rank=4",
+            f"--data.init_args.dataset={root}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+            "--trainer.max_steps=1",
+            "--trainer.max_time=null",
+            "--trainer.val_check_interval=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+        ]
+    )
+    run = next((tmp_path / "runs" / "smollm2_qa+batched5").glob("version_*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["init_args"]["n_edits"] == 5
+    assert saved["trainer"]["max_steps"] == 1  # the command line still overrides the fragment
+    assert (run / "checkpoints" / "last.ckpt").is_file()
