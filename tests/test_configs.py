@@ -250,7 +250,8 @@ def test_batched_training_fragment_makes_five_edits_per_step(tmp_path, no_argv):
     for split in ("train", "val", "test"):
         write_records(root / f"{split}.jsonl", [_record(i, "completion") for i in range(16)])
     path = CONFIGS / "train" / "batched5.yaml"
-    assert path.read_text().startswith("# mendlight fit -c configs/smollm2_qa.yaml -c configs/train/batched5.yaml")
+    command = "# mendlight fit -c configs/smollm2_qa.yaml -c configs/train/batched5.yaml"
+    assert path.read_text().startswith(command)
     main(
         [
             "fit",
