@@ -2,7 +2,8 @@
 # Table 6 analogue (MEND paper, ablations): MEND and its six variants on question answering and generation.
 # Every row is trained with the same budget (STEPS, default 600 steps) from the setting config composed with
 # its fragment (configs/editor/mend.yaml = MEND itself, configs/editor/mend_*.yaml = the variants).
-# Usage: bash experiments/table6.sh [qa] [gen]     (default: both)
+# Usage: [STEPS=N] [RECORDS=N] bash experiments/table6.sh [qa] [gen]     (default: both)
+# RECORDS=N tests on the first N test records only (default: the whole test split).
 # Writes experiments/results/table6_<setting>.{md,json} and table6.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ declare -A LABEL=([mend]="MEND" [mend_no_sharing]="No sharing" [mend_no_norm]="N
 settings=("$@")
 [ ${#settings[@]} -gt 0 ] || settings=(qa gen)
 steps=${STEPS:-600}
+records=()
+[ -n "${RECORDS:-}" ] && records=(-- --data.init_args.max_eval_records "$RECORDS")
 mkdir -p experiments/results
 for s in "${settings[@]}"; do
   stem=${CONFIG[$s]:?unknown setting $s (choose qa, gen)}
@@ -26,7 +29,7 @@ for s in "${settings[@]}"; do
   done
   "$BIN/mendlight" table -c "$cfg" --out "experiments/results/table6_$s" \
     --title "Table 6 analogue ($s): MEND ablations, $steps training steps each" \
-    --command "STEPS=$steps bash experiments/table6.sh $s" "${editors[@]}"
+    --command "STEPS=$steps ${RECORDS:+RECORDS=$RECORDS }bash experiments/table6.sh $s" "${editors[@]}" "${records[@]}"
 done
 {
   echo "# Table 6 analogue: MEND and its ablations"

@@ -74,6 +74,7 @@ def test_table_evaluates_every_editor_on_the_setting_records(tmp_path, monkeypat
     assert "| MEND | 3 |" in md and "| Fine-tuning | 3 |" in md and "(acc DD)" in md
     summary = json.loads((tmp_path / "tables" / "t4.json").read_text())
     assert [r["label"] for r in summary["rows"]] == ["MEND", "Fine-tuning"]
+    assert [line.split(":")[0] for line in summary["provenance"]] == ["- MEND", "- Fine-tuning"]  # row labels
     for row in summary["rows"]:
         results = json.loads((Path(row["run"]) / "results.json").read_text())
         assert results["subsets"]["all"]["n_records"] == 3  # the same records for every editor

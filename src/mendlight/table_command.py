@@ -185,7 +185,7 @@ def run_table(
             }
             for (label, r), run in zip(labelled, runs, strict=True)
         ],
-        "provenance": provenance_lines([r for _, r in labelled]),
+        "provenance": provenance_lines([{**r, "editor": label} for label, r in labelled]),
     }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     from torch.utils.tensorboard import SummaryWriter
