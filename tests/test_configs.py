@@ -172,18 +172,18 @@ def test_table6_fragments_are_the_paper_ablations():
         )
 
 
-@pytest.mark.parametrize("fragment", [p.stem for p in FRAGMENTS])
-def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path, no_argv):
+def _fit_qa_with_fragment(fragment: Path, dataset: Path, tmp_path: Path) -> None:
+    """One MEND training step of the QA setting composed with ``fragment``, on a tiny Llama."""
     main(
         [
             "fit",
             "-c",
             str(CONFIGS / "smollm2_qa.yaml"),
             "-c",
-            str(CONFIGS / "editor" / f"{fragment}.yaml"),
+            str(fragment),
             "--model.init_args.base_model=tiny-random-llama",
             "--model.init_args.rank=4",
-            f"--data.init_args.dataset={_dataset(tmp_path, 'completion')}",
+            f"--data.init_args.dataset={dataset}",
             f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
             "--trainer.max_steps=1",
             "--trainer.max_time=null",
@@ -193,6 +193,11 @@ def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path
             "--trainer.enable_model_summary=false",
         ]
     )
+
+
+@pytest.mark.parametrize("fragment", [p.stem for p in FRAGMENTS])
+def test_fragment_composes_with_a_setting_and_trains_one_step(fragment, tmp_path, no_argv):
+    _fit_qa_with_fragment(CONFIGS / "editor" / f"{fragment}.yaml", _dataset(tmp_path, "completion"), tmp_path)
     run = next((tmp_path / "runs" / f"smollm2_qa+{fragment}").glob("version_*"))
     saved = yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]
     assert all(saved[k] == v for k, v in ABLATIONS[fragment].items())
@@ -252,25 +257,7 @@ def test_batched_training_fragment_makes_five_edits_per_step(tmp_path, no_argv):
     path = CONFIGS / "train" / "batched5.yaml"
     command = "# mendlight fit -c configs/smollm2_qa.yaml -c configs/train/batched5.yaml"
     assert path.read_text().startswith(command)
-    main(
-        [
-            "fit",
-            "-c",
-            str(CONFIGS / "smollm2_qa.yaml"),
-            "-c",
-            str(path),
-            "--model.init_args.base_model=tiny-random-llama",
-            "--model.init_args.rank=4",
-            f"--data.init_args.dataset={root}",
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
-            "--trainer.max_steps=1",
-            "--trainer.max_time=null",
-            "--trainer.val_check_interval=1",
-            "--trainer.limit_val_batches=1",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false",
-        ]
-    )
+    _fit_qa_with_fragment(path, root, tmp_path)
     run = next((tmp_path / "runs" / "smollm2_qa+batched5").glob("version_*"))
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["init_args"]["n_edits"] == 5
