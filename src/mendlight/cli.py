@@ -40,6 +40,7 @@ class MendTrainer(Trainer):
         rephrases: list[str] | None = None,
         file: str | None = None,
         save: str | None = None,
+        overwrite: bool = False,
         max_new_tokens: int = 12,
         weights_only: bool | None = None,
     ) -> dict:
@@ -53,7 +54,9 @@ class MendTrainer(Trainer):
             target: the new target, e.g. "Rome".
             rephrases: extra prompts to check the edit generalises to.
             file: a JSONL file of edit records applied together (instead of prompt/target).
-            save: write the edited model to this directory as a plain Hugging Face model.
+            save: write the edited model to this directory as a plain Hugging Face model; it must be new or
+                empty (checked before the edit is computed) and never the base model's own directory.
+            overwrite: allow ``save`` to replace the files of a non-empty directory.
             max_new_tokens: tokens of greedy output shown per prompt.
             weights_only: load the checkpoint with ``torch.load(weights_only=...)``; default True (safe).
 
@@ -69,6 +72,7 @@ class MendTrainer(Trainer):
             rephrases=list(rephrases or []),
             file=file,
             save=save,
+            overwrite=overwrite,
             max_new_tokens=max_new_tokens,
             weights_only=weights_only is not False,
         )
@@ -225,10 +229,7 @@ def _quiet_known_noise() -> None:
 
 def _user_error(exc: BaseException) -> BaseException | None:
     """The mendlight input error behind ``exc`` (jsonargparse wraps errors raised while instantiating)."""
-    from mendlight.data.records import RecordError
-    from mendlight.edit_command import EditCommandError
-    from mendlight.models.arch import EditParamError
-    from mendlight.models.loading import ModelLoadError
+    from mendlight.errors import UserInputError
 
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
@@ -237,7 +238,7 @@ def _user_error(exc: BaseException) -> BaseException | None:
         if err is None or id(err) in seen:
             continue
         seen.add(id(err))
-        if isinstance(err, EditParamError | ModelLoadError | RecordError | EditCommandError):
+        if isinstance(err, UserInputError):
             return err
         stack += [err.__cause__, err.__context__]
     return None

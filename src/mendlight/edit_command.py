@@ -8,11 +8,12 @@ import torch
 
 from mendlight.data.records import EditRecord, read_records
 from mendlight.editors.base import Editor
+from mendlight.errors import UserInputError
 from mendlight.editors.evaluation import prompt_inputs, record_rows
 from mendlight.models.functional import save_edited
 
 
-class EditCommandError(ValueError):
+class EditCommandError(UserInputError, ValueError):
     """Bad arguments to ``mendlight edit``; the message says what to pass."""
 
 
@@ -50,6 +51,7 @@ def run_edit(
     rephrases: list[str],
     file: str | None,
     save: str | None,
+    overwrite: bool = False,
     max_new_tokens: int | None = None,
     weights_only: bool = True,
 ) -> dict:

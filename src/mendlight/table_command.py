@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from mendlight.errors import UserInputError
 from mendlight.reporting import (
     comparison_markdown,
     escape_cell,
@@ -38,7 +39,7 @@ from mendlight.reporting import (
 )
 
 
-class TableError(ValueError):
+class TableError(UserInputError, ValueError):
     """A bad ``mendlight table`` argument; the message says what to pass."""
 
 

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mendlight.errors import UserInputError
+
 #: Keys a record object may have, in the order :meth:`EditRecord.to_dict` writes them.
 RECORD_KEYS: tuple[str, ...] = (
     "prompt",
@@ -63,7 +65,7 @@ _OPTIONAL_STRING_HINTS = {
 }
 
 
-class RecordError(ValueError):
+class RecordError(UserInputError, ValueError):
     """An edit record or a records file is invalid; the message names file, line and field and what to do."""
 
 

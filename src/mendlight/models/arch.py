@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from transformers.pytorch_utils import Conv1D
 
+from mendlight.errors import UserInputError
+
 #: Model layouts: decoder-only LMs, encoder-decoder LMs, binary classifiers (one logit per input).
 LAYOUTS: tuple[str, ...] = ("causal", "seq2seq", "classifier")
 
@@ -98,7 +100,7 @@ ARCH_TABLE: dict[str, ArchSpec] = {
 }
 
 
-class EditParamError(ValueError):
+class EditParamError(UserInputError, ValueError):
     """The edited-weight selection is invalid; the message lists the candidates."""
 
 

@@ -43,6 +43,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from mendlight.errors import UserInputError
 from mendlight.models.arch import is_classifier_config, model_kind
 from mendlight.models.tiny import (
     build_byte_tokenizer,
@@ -80,7 +81,7 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserInputError, RuntimeError):
     """A base model or tokenizer reference could not be resolved; the message says what to do."""
 
 

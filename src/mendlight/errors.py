@@ -1,0 +1,36 @@
+"""The one base class of every error in a user's input that mendlight reports as one message.
+
+``mendlight`` prints such an error as ``mendlight: error: <message>`` and exits with status 2, without a
+traceback (:func:`mendlight.cli.main`). Every error in a config, an option, a records file, a model reference
+or a checkpoint derives from :class:`UserInputError`, usually together with the built-in exception a caller
+would expect (``ValueError``, ``FileNotFoundError``...), so code that catches those keeps working. Anything
+else that escapes is a bug in mendlight and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserInputError(Exception):
+    """Bad input from the user: the message names the file, line, option or value and says what to do."""
+
+
+class ConfigError(UserInputError, ValueError):
+    """An option or config value is out of range; the message names the option and the accepted values."""
+
+
+class CheckpointError(UserInputError, ValueError):
+    """A checkpoint cannot be used: missing, unreadable, remote, or made for another editor or base model."""
+
+
+def check_at_least(owner: str, name: str, value: int | float | None, low: int | float) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is None or at least ``low``.
+
+    Args:
+        owner: the class whose option it is (``MEND``, ``EditDataModule``), named in the message.
+        name: the option name as the config spells it (``rank``).
+        value: the value given.
+        low: the smallest accepted value.
+
+    """
+    if value is not None and value < low:
+        raise ConfigError(f"{owner}: {name} must be at least {low}, got {value}")
