@@ -26,9 +26,18 @@ class LastCheckpoint(ModelCheckpoint):
     def _save_latest(self, trainer: pl.Trainer) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run or trainer.global_step == 0:
             return
-        if self._last_global_step_saved == trainer.global_step and self._last_checkpoint_saved:
+        if self.saved_step == trainer.global_step:
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    @property
+    def saved_step(self) -> int | None:
+        """The global step ``last.ckpt`` was last written at by this run (None before the first write)."""
+        return self._last_global_step_saved if self._last_checkpoint_saved else None
+
+    def save_now(self, trainer: pl.Trainer) -> None:
+        """Write ``last.ckpt`` at the current step (a clean stop on a signal)."""
+        self._save_latest(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write ``last.ckpt`` after each validation."""

@@ -8,7 +8,6 @@ file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/vers
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
 import sys
@@ -19,10 +18,15 @@ from typing import Any
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mendlight.callbacks import LastCheckpoint, TextProgress
+from mendlight.checkpoints import SPECIAL_PATHS, check_agreement, fetch_remote, read_checkpoint, url_scheme
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
+from mendlight.errors import TrainingStopped
+from mendlight.loggers import RunLogger, remove_unused_runs
+from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
 
 DEFAULT_RUN_NAME = "mendlight"
 
@@ -98,8 +102,22 @@ class MendLightCLI(LightningCLI):
         return {**LightningCLI.subcommands(), "edit": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser) -> None:
-        """Link the data module's tokenizer to the editor's base model; add the checkpoint callback."""
+        """Link the data module's tokenizer to the editor's base model; add the checkpoint options."""
         parser.link_arguments("model.init_args.base_model", "data.init_args.tokenizer")
+        parser.add_argument(
+            "--allow_remote_ckpt",
+            type=list[str],
+            default=[],
+            help="URL schemes --ckpt_path may use (e.g. '[https]'); by default only local files are read. "
+            "A remote checkpoint is downloaded into the cache and loaded with weights_only=True.",
+        )
+        parser.add_argument(
+            "--allow_other_base",
+            type=bool,
+            default=False,
+            help="apply a checkpoint trained on another base model (edited weights of the same shapes) to "
+            "the config's base model, instead of refusing it",
+        )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.set_defaults(
@@ -122,7 +140,7 @@ class MendLightCLI(LightningCLI):
         """
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        return super()._instantiate_trainer(config, callbacks)
+        return super()._instantiate_trainer(config, [*callbacks, GracefulStop(), FitSummary()])
 
     def _parse_ckpt_path(self) -> None:
         """Rebuild the editor from the checkpoint's hyperparameters, except its evaluation protocol.
@@ -133,15 +151,47 @@ class MendLightCLI(LightningCLI):
         of the command line and configs.
         """
         subcommand = self.config.get("subcommand")
-        model = self.config[subcommand].get("model") if subcommand else None
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        model = config.get("model")
         init_args = getattr(model, "init_args", None)
+        allow_other_base = bool(config.get("allow_other_base"))
+        self._check_ckpt_path(config, model, init_args, allow_other_base)
         kept = {}
         if init_args is not None:
             protocol = getattr(_editor_class(model.class_path), "protocol_hparams", Editor.protocol_hparams)
             kept = {key: init_args[key] for key in protocol if key in init_args}
+            if allow_other_base:
+                kept.update({k: init_args[k] for k in ("base_model", "dtype") if k in init_args})
         super()._parse_ckpt_path()
         for key, value in kept.items():
             self.config[subcommand].model.init_args[key] = value
+
+    def _check_ckpt_path(self, config, model, init_args, allow_other_base: bool) -> None:
+        """Refuse a remote, unreadable or mismatched ``--ckpt_path`` before anything is built or run.
+
+        A remote checkpoint whose scheme is allowed is replaced by its downloaded copy, and every checkpoint
+        is loaded with ``weights_only=True`` (:mod:`mendlight.checkpoints`).
+        """
+        ckpt_path = config.get("ckpt_path")
+        if not ckpt_path or str(ckpt_path) in SPECIAL_PATHS:
+            return
+        ckpt_path = str(ckpt_path)
+        if url_scheme(ckpt_path) is not None:
+            ckpt_path = str(fetch_remote(ckpt_path, list(config.get("allow_remote_ckpt") or [])))
+            config["ckpt_path"] = ckpt_path
+        if "weights_only" in config:
+            config["weights_only"] = True
+        ckpt = read_checkpoint(ckpt_path)
+        base = init_args.get("base_model") if init_args is not None else None
+        check_agreement(ckpt_path, ckpt, getattr(model, "class_path", None), base, allow_other_base)
+
+    def instantiate_classes(self) -> None:
+        """Build the editor, data module and trainer; pass ``--allow_other_base`` on to the editor."""
+        super().instantiate_classes()
+        if isinstance(self.model, Editor):
+            self.model.allow_other_base = bool(self.config[self.subcommand].get("allow_other_base"))
 
     def before_instantiate_classes(self) -> None:
         """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
@@ -166,28 +216,6 @@ class MendLightCLI(LightningCLI):
                 f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
             )
             raise SystemExit(2)
-
-    def after_fit(self) -> None:
-        """Write ``fit.json`` into the run: whether training finished, at which step, and its checkpoints.
-
-        A run killed mid-way still holds the ``last.ckpt`` of its last validation; ``fit.json`` is written
-        only when ``fit`` returns, so scripts (``experiments/lib.sh``) reuse a trained editor only then.
-        """
-        trainer = self.trainer
-        if not trainer.is_global_zero or trainer.log_dir is None:
-            return
-        best = next((c for c in trainer.checkpoint_callbacks if c.monitor), None)
-        score = getattr(best, "best_model_score", None)
-        summary = {
-            "finished": not trainer.interrupted,
-            "global_step": trainer.global_step,
-            "max_steps": trainer.max_steps,
-            "reached_max_steps": trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps,
-            "best_checkpoint": getattr(best, "best_model_path", None) or None,
-            "best_val_loss": float(score) if score is not None else None,
-            "skipped_steps": int(getattr(self.model, "skipped_steps", 0) or 0),
-        }
-        Path(trainer.log_dir, "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _editor_class(class_path: str) -> type | None:
@@ -219,6 +247,10 @@ def _quiet_known_noise() -> None:
         ".*The number of training batches.*",
         ".*when using `ckpt_path`, callbacks used to create the checkpoint.*",
         ".*The dirpath has changed from.*",
+        # resuming mid-epoch is exact: the data module saves and restores the position in the training data
+        ".*your dataloader is not resumable.*",
+        # evaluation metrics are reduced over the processes by torchmetrics before they are logged
+        ".*when logging on epoch level in distributed setting.*",
     ):
         warnings.filterwarnings("ignore", message=pattern)
     # Lightning advertises its cloud logger on every run (an info line, not a warning)
@@ -257,12 +289,20 @@ def main(args: ArgsType = None) -> int | None:
         from mendlight.table_command import main as table_main
 
         return table_main(argv[1:])
+    claimed_before = set(RunLogger.claimed)
     try:
         run_cli(args)
+    except TrainingStopped as exc:
+        sys.stderr.write(f"mendlight: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
+    except SIGTERMException:  # outside training (test, validate, predict): Lightning stopped the loop
+        sys.stderr.write("mendlight: stopped by SIGTERM before the end; nothing more was written\n")
+        raise SystemExit(SIGNAL_EXIT["SIGTERM"]) from None
     except Exception as exc:
         cause = _user_error(exc)
         if cause is None:
             raise
+        remove_unused_runs(set(RunLogger.claimed) - claimed_before)
         sys.stderr.write(f"mendlight: error: {cause}\n")
         raise SystemExit(2) from None
 

@@ -34,3 +34,19 @@ def check_at_least(owner: str, name: str, value: int | float | None, low: int | 
     """
     if value is not None and value < low:
         raise ConfigError(f"{owner}: {name} must be at least {low}, got {value}")
+
+
+class TrainingStopped(Exception):
+    """Training stopped before its end for a reason the message explains (not a bug: no traceback).
+
+    Args:
+        message: what happened and what to do.
+        reason: a short tag written to ``fit.json`` (``non-finite``, ``SIGTERM``, ``SIGINT``).
+        exit_code: the process exit status ``mendlight`` ends with.
+
+    """
+
+    def __init__(self, message: str, reason: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.exit_code = exit_code

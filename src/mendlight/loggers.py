@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import ClassVar
 
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
@@ -16,7 +18,8 @@ class RunLogger(TensorBoardLogger):
     scripts, a sweep) can pick the same N and overwrite each other's ``config.yaml`` and ``results.json``.
     This logger claims ``version_N`` with an atomic ``mkdir`` and moves on to N+1 if another run got there
     first. An explicit ``version``, a remote ``save_dir`` (``s3://...``) and processes other than rank 0
-    behave as in Lightning.
+    behave as in Lightning. Every directory claimed is listed in :attr:`claimed`, so that a command rejected
+    for bad input removes the run it had started (:func:`remove_unused_runs`).
 
     Args:
         save_dir: the runs root (``runs``).
@@ -25,6 +28,9 @@ class RunLogger(TensorBoardLogger):
         **kwargs: the other ``TensorBoardLogger`` arguments (``default_hp_metric``, ``sub_dir``...).
 
     """
+
+    #: run directories this process claimed, in order
+    claimed: ClassVar[list[Path]] = []
 
     def __init__(
         self,
@@ -47,4 +53,24 @@ class RunLogger(TensorBoardLogger):
             except FileExistsError:
                 version += 1
             else:
+                RunLogger.claimed.append(root / f"version_{version}")
                 return version
+
+
+#: Files that make a run directory worth keeping: checkpoints and results.
+KEPT_RESULTS = ("*.ckpt", "results.json", "predictions.jsonl")
+
+
+def remove_unused_runs(directories: set[Path]) -> list[Path]:
+    """Remove run directories that hold no checkpoint and no results (a command rejected for bad input).
+
+    Only directories this process claimed should be passed; one holding a checkpoint, ``results.json`` or
+    ``predictions.jsonl`` is kept. Returns the directories removed.
+    """
+    removed = []
+    for directory in sorted(directories):
+        if not directory.is_dir() or any(any(directory.rglob(p)) for p in KEPT_RESULTS):
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory)
+    return removed

@@ -213,3 +213,97 @@ def test_generation_locality_may_score_whole_text():
     assert record.locality[0].prompt == ""
     with pytest.raises(RecordError, match="only generation records may leave the prompt empty"):
         EditRecord(prompt="p", target_new="t", locality=[LocalityItem("", "Some text.")])
+
+
+# ---------------------------------------------------------------------- line breaks, nesting, missing files
+
+
+def test_only_newline_ends_a_line(tmp_path):
+    """U+2028, U+2029 and U+0085 may occur in JSON strings: they neither break a record nor shift lines."""
+    tricky = _good(id="tricky", prompt="Line\u2028separator,\u2029paragraph,\x85next line is")
+    lines = [json.dumps(tricky, ensure_ascii=False), json.dumps(_good(id="second")), '{"prompt": "p",']
+    path = _write_lines(tmp_path / "x.jsonl", lines)
+    with pytest.raises(RecordError, match=r"x\.jsonl:3: invalid JSON"):  # not line 6
+        read_records(path)
+    path = _write_lines(tmp_path / "x.jsonl", lines[:2])
+    first, second = read_records(path)
+    assert first.prompt == tricky["prompt"] and second.id == "second"
+    assert first.source == f"{path}:1" and second.source == f"{path}:2"
+
+
+def test_crlf_files_read_with_the_right_line_numbers(tmp_path):
+    path = tmp_path / "crlf.jsonl"
+    lines = [
+        json.dumps({"prompt": "p1", "target_new": "t1"}),
+        "",
+        json.dumps({"prompt": "p2", "target_new": "t2"}),
+    ]
+    path.write_bytes("\r\n".join(lines).encode("utf-8") + b"\r\n")
+    assert [r.id for r in read_records(path)] == ["crlf:1", "crlf:3"]
+    path.write_bytes(b"\r\n".join(line.encode() for line in [*lines, '{"prompt": 3, "target_new": "t"}']))
+    with pytest.raises(RecordError, match=r"crlf\.jsonl:4: field 'prompt'"):
+        read_records(path)
+
+
+def test_write_records_escapes_line_breaks_and_lone_surrogates(tmp_path):
+    text = "a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\x1dh\x1ei\ud800j\udfffk"
+    records = [
+        EditRecord(prompt=text, target_new="t", id="one"),
+        EditRecord(prompt="p", target_new=text, id="two"),
+    ]
+    path = write_records(tmp_path / "w.jsonl", records)
+    raw = path.read_text(encoding="utf-8")
+    assert len(raw.splitlines()) == 2  # any line-splitting reader sees two records
+    assert "\\u2028" in raw and "\\u0085" in raw and "\\ud800" in raw and "\\udfff" in raw
+    assert "é" in write_records(tmp_path / "e.jsonl", [EditRecord(prompt="é", target_new="t")]).read_text(
+        encoding="utf-8"
+    )  # other non-ASCII text stays readable
+    assert read_records(path) == records
+
+
+def test_source_is_not_a_record_field(tmp_path):
+    path = write_records(tmp_path / "s.jsonl", [EditRecord(prompt="p", target_new="t", id="a")])
+    (record,) = read_records(path)
+    assert record.source == f"{path}:1"
+    assert record == EditRecord(prompt="p", target_new="t", id="a")  # source takes no part in ==
+    assert "source" not in record.to_dict() and "source" not in repr(record)
+    assert "source" not in path.read_text(encoding="utf-8")
+    write_records(path, [record])
+    assert "source" not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[" * 100_000, "nesting too deep"),
+        ('{"prompt": ' + "[" * 5000 + "]" * 5000 + ', "target_new": "t"}', "nesting too deep"),
+        ('{"prompt": "p", "target_new": "t", "meta": {"n": ' + "1" * 5000 + "}}", "Exceeds the limit"),
+    ],
+)
+def test_unparseable_json_names_file_and_line(tmp_path, line, message):
+    msg = _error_for(tmp_path, line, line_no=3)
+    assert f"{tmp_path / 'x.jsonl'}:3: invalid JSON (" in msg and message in msg
+    assert "each line must hold one JSON object" in msg
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(json.dumps(_good()).encode() + b'\n\n{"prompt": "\xff", "target_new": "t"}\n')
+    with pytest.raises(RecordError, match=r"bad\.jsonl:3: not valid UTF-8 .*save the file as UTF-8"):
+        read_records(path)
+
+
+def test_missing_file_is_a_user_input_error(tmp_path):
+    from mendlight.data.records import RecordFileNotFoundError
+    from mendlight.errors import UserInputError
+
+    with pytest.raises(RecordFileNotFoundError) as info:
+        read_records(tmp_path / "nope.jsonl")
+    err = info.value
+    assert (
+        isinstance(err, RecordError)
+        and isinstance(err, UserInputError)
+        and isinstance(err, FileNotFoundError)
+    )
+    expected = "no such records file; expected a JSONL file with one edit record per line"
+    assert str(err) == f"{tmp_path / 'nope.jsonl'}: {expected}"

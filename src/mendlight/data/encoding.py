@@ -15,12 +15,18 @@
 
 Each encoder pads its rows into a :class:`~mendlight.data.batch.TokenRows` group (:meth:`RowEncoder.pad`):
 ids with the pad id, masks with 0, labels with -100. :func:`check_task` says whether a record's ``task`` fits
-a layout.
+a layout. A text that cannot give a row raises :class:`EncodingError` (a ``ValueError`` naming the text at
+fault and, for a text too long, its length and the limit); :meth:`RowEncoder.check_pair` raises the same
+without building the row, and :meth:`RowEncoder.checking` caches tokenisations while many rows are checked
+(the data module checks every row of a split at ``setup``).
 """
 
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -50,6 +56,48 @@ _TASK_HINTS = {
     "(task 'classification'), or set the editor's base model and the data module's 'tokenizer' to a "
     "causal or seq2seq language model",
 }
+
+
+class EncodingError(ValueError):
+    """A text the encoder cannot turn into a row (too long for the limit, or no tokens).
+
+    Args:
+        message: the message (names the text and the limit).
+        part: the text at fault: ``"prompt"``, ``"target"`` (the target or label of a pair) or ``"text"``
+            (a full-text passage).
+        what: for a row too long, the text as a message names it (``"target ' Paris' plus one prompt
+            token"``).
+        n_tokens: for a row too long, the tokens ``what`` takes.
+        limit: for a row too long, the limit it exceeds.
+        option: for a row too long, the data-module option of that limit (``max_length``).
+
+    """
+
+    def __init__(
+        self,
+        message: str,
+        part: str,
+        what: str | None = None,
+        n_tokens: int | None = None,
+        limit: int | None = None,
+        option: str = "max_length",
+    ) -> None:
+        super().__init__(message)
+        self.part = part
+        self.what = what
+        self.n_tokens = n_tokens
+        self.limit = limit
+        self.option = option
+
+    @property
+    def too_long(self) -> bool:
+        """Whether the text does not fit the limit (``what``, ``n_tokens`` and ``limit`` are set)."""
+        return self.n_tokens is not None
+
+
+def _short(text: str) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 50 else shown[:47] + "..."
 
 
 @dataclass
@@ -157,10 +205,103 @@ class RowEncoder:
         self.max_loc_length = max_loc_length or max_length
         self.pad_id = int(tokenizer.pad_token_id)
         self.specials = {int(i) for i in tokenizer.all_special_ids}
+        special_texts = sorted(
+            {str(t) for t in tokenizer.all_special_tokens if str(t)}, key=len, reverse=True
+        )
+        self._special_text = re.compile("|".join(map(re.escape, special_texts))) if special_texts else None
+        #: While :meth:`checking` is open: token ids by ``(text, special)``, and whether a character alone
+        #: gives a content token.
+        self._ids_cache: dict[tuple[str, bool], list[int]] | None = None
+        self._char_tokens: dict[str, bool] | None = None
 
     def ids(self, text: str, special: bool) -> list[int]:
         """Token ids of ``text``, with the tokenizer's default special tokens if ``special``."""
-        return list(self.tok(text, add_special_tokens=special)["input_ids"])
+        if self._ids_cache is None:
+            return list(self.tok(text, add_special_tokens=special)["input_ids"])
+        key = (text, special)
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            ids = self._ids_cache[key] = list(self.tok(text, add_special_tokens=special)["input_ids"])
+        return list(ids)
+
+    def _batch_ids(self, texts: list[str], special: bool) -> list[list[int]]:
+        """Token ids of many texts, as :meth:`ids` gives them, in one call of the tokenizer's backend."""
+        first = list(self.tok(texts[0], add_special_tokens=special)["input_ids"])  # sets up the backend
+        backend = getattr(self.tok, "backend_tokenizer", None)
+        if hasattr(backend, "encode_batch_fast"):  # a fast tokenizer: skip the per-text Python wrappers
+            out = [list(e.ids) for e in backend.encode_batch_fast(texts, add_special_tokens=special)]
+            if out[0] == first:
+                return out
+        return [list(row) for row in self.tok(texts, add_special_tokens=special)["input_ids"]]
+
+    @contextmanager
+    def checking(
+        self, calls: Iterable[tuple[str, bool]] = (), prompts: Iterable[str] = (), batch_size: int = 4096
+    ) -> Iterator[None]:
+        """Cache tokenisations while many rows are checked (:meth:`check_pair`, at ``setup``).
+
+        While the context is open each distinct text is tokenised once, and each character of a prompt
+        once, on its own (:meth:`_surely_has_tokens`); the caches are dropped on exit.
+
+        Args:
+            calls: ``(text, special)`` pairs to tokenise in advance, in batches (much faster than a call per
+                text): the :meth:`target_call` of each pair and ``(passage, True)`` of each full text.
+            prompts: the prompts to be checked, whose characters are tokenised in advance.
+            batch_size: texts per tokenizer call.
+
+        """
+        self._ids_cache, self._char_tokens = {}, {}
+        try:
+            chars = sorted(set("".join(prompts)))
+            for start in range(0, len(chars), batch_size):
+                chunk = chars[start : start + batch_size]
+                for char, ids in zip(chunk, self._batch_ids(chunk, special=False), strict=True):
+                    self._char_tokens[char] = bool(_split_specials(ids, self.specials)[1])
+            calls = list(calls)
+            for special in (True, False):
+                texts = list(dict.fromkeys(text for text, sp in calls if sp is special))
+                for start in range(0, len(texts), batch_size):
+                    chunk = texts[start : start + batch_size]
+                    ids = self._batch_ids(chunk, special)
+                    self._ids_cache.update(((t, special), row) for t, row in zip(chunk, ids, strict=True))
+            yield
+        finally:
+            self._ids_cache, self._char_tokens = None, None
+
+    def _surely_has_tokens(self, text: str) -> bool:
+        """Inside :meth:`checking`: whether ``text`` surely gives a content token, without tokenising it.
+
+        True if one of its characters gives a content token on its own and it holds no special-token text
+        (such as ``</s>``, which the tokenizer would read as that special token). Tokenizers map text to
+        tokens losslessly or normalise character by character, so such a character still gives a token in
+        context. False means "tokenise to know" (and always, outside :meth:`checking`).
+        """
+        known = self._char_tokens
+        if known is None or (self._special_text is not None and self._special_text.search(text)):
+            return False
+        for char in text:
+            has = known.get(char)
+            if has is None:
+                has = known[char] = bool(_split_specials(self.ids(char, special=False), self.specials)[1])
+            if has:
+                return True
+        return False
+
+    def target_call(self, prompt: str, target: str, verbatim: bool = False) -> tuple[str, bool] | None:
+        """The ``(text, special)`` tokenisation of the target side of :meth:`pair` (None: not tokenised)."""
+        return (target, False)
+
+    def check_pair(self, prompt: str, target: str, verbatim: bool = False) -> None:
+        """Raise the :class:`EncodingError` (a ``ValueError``) :meth:`pair` would raise, if any.
+
+        Cheaper than :meth:`pair`: the row is not built, and inside :meth:`checking` a prompt is not
+        tokenised when it surely gives tokens (prompts are truncated to fit, so only "no tokens" can fail).
+        """
+        self.pair(prompt, target, verbatim)
+
+    def check_text(self, text: str) -> None:
+        """Raise the error :meth:`text` would raise for a full-text passage, if any."""
+        self.text(text)
 
     def pair(self, prompt: str, target: str, verbatim: bool = False) -> EncodedRow:
         """Encode a prompt with its target (``verbatim``: no separating space; generation records)."""
@@ -220,26 +361,52 @@ class CausalEncoder(RowEncoder):
         for ``max_length`` loses tokens on its left (leading special tokens such as BOS are kept).
 
         Raises:
-            ValueError: if the prompt or target gives no tokens, or the target alone does not fit.
+            EncodingError: (a ``ValueError``) if the prompt or target gives no tokens, or the target alone
+                does not fit.
 
         """
-        prompt_ids = self.ids(prompt, special=True)
-        sep = "" if verbatim or prompt[-1:].isspace() else " "
-        target_ids = self.ids(sep + target, special=False)
-        if not prompt_ids:
-            raise ValueError(f"prompt {prompt!r} gives no tokens, so nothing can predict the target")
-        if not target_ids:
-            raise ValueError(f"target {target!r} of prompt {prompt!r} gives no tokens")
-        budget = self.max_length - len(target_ids)
-        if budget < 1:
-            raise ValueError(
-                f"target {target!r} has {len(target_ids)} tokens and does not fit "
-                f"max_length={self.max_length} with at least one prompt token; raise max_length or shorten "
-                "the target"
-            )
-        prompt_ids = fit_ids(prompt_ids, budget, self.specials, keep="end")
+        prompt_ids = self._prompt_ids(prompt)
+        target_ids = self._target_ids(prompt, target, verbatim)
+        prompt_ids = fit_ids(prompt_ids, self.max_length - len(target_ids), self.specials, keep="end")
         labels = [IGNORE_INDEX] * (len(prompt_ids) - 1) + target_ids + [IGNORE_INDEX]
         return EncodedRow(prompt_ids + target_ids, labels)
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        prompt_ids = self.ids(prompt, special=True)
+        if not prompt_ids:
+            raise EncodingError(
+                f"prompt {prompt!r} gives no tokens, so nothing can predict the target", "prompt"
+            )
+        return prompt_ids
+
+    def _target_ids(self, prompt: str, target: str, verbatim: bool) -> list[int]:
+        """The target's tokens, which must leave room for at least one prompt token."""
+        text, _ = self.target_call(prompt, target, verbatim)
+        target_ids = self.ids(text, special=False)
+        if not target_ids:
+            raise EncodingError(f"target {target!r} of prompt {prompt!r} gives no tokens", "target")
+        if len(target_ids) >= self.max_length:
+            raise EncodingError(
+                f"target {target!r} has {len(target_ids)} tokens and does not fit "
+                f"max_length={self.max_length} with at least one prompt token; raise max_length or shorten "
+                "the target",
+                "target",
+                what=f"target {_short(text)} plus one prompt token",
+                n_tokens=len(target_ids) + 1,
+                limit=self.max_length,
+            )
+        return target_ids
+
+    def target_call(self, prompt: str, target: str, verbatim: bool = False) -> tuple[str, bool]:
+        """The target after its separating space (none if ``verbatim`` or the prompt ends in whitespace)."""
+        sep = "" if verbatim or prompt[-1:].isspace() else " "
+        return (sep + target, False)
+
+    def check_pair(self, prompt: str, target: str, verbatim: bool = False) -> None:
+        """Raise the error :meth:`pair` would raise, if any (see :meth:`RowEncoder.check_pair`)."""
+        if not self._surely_has_tokens(prompt):
+            self._prompt_ids(prompt)
+        self._target_ids(prompt, target, verbatim)
 
     def prompt_only(self, prompt: str) -> EncodedRow:
         """Encode a prompt without a target (every label -100), truncated like :meth:`pair`."""
@@ -253,12 +420,14 @@ class CausalEncoder(RowEncoder):
         tokens.
 
         Raises:
-            ValueError: if the passage gives fewer than two tokens (nothing to predict).
+            EncodingError: (a ``ValueError``) if the passage gives fewer than two tokens (nothing to predict).
 
         """
         ids = self.ids(text, special=True)[: self.max_loc_length]
         if len(ids) < 2:
-            raise ValueError(f"locality passage {text!r} gives fewer than two tokens; nothing can be scored")
+            raise EncodingError(
+                f"locality passage {text!r} gives fewer than two tokens; nothing can be scored", "text"
+            )
         return EncodedRow(ids, ids[1:] + [IGNORE_INDEX])
 
     def prefix_length(self, row: EncodedRow) -> int:
@@ -312,7 +481,9 @@ class Seq2SeqEncoder(RowEncoder):
     def _encoder_ids(self, prompt: str) -> list[int]:
         ids = self.ids(prompt, special=True)
         if not _split_specials(ids, self.specials)[1]:
-            raise ValueError(f"prompt {prompt!r} gives no tokens, so nothing can predict the target")
+            raise EncodingError(
+                f"prompt {prompt!r} gives no tokens, so nothing can predict the target", "prompt"
+            )
         return fit_ids(ids, self.max_length, self.specials, keep="end")
 
     def pair(self, prompt: str, target: str, verbatim: bool = False) -> EncodedRow:
@@ -323,20 +494,35 @@ class Seq2SeqEncoder(RowEncoder):
         special tokens are kept).
 
         Raises:
-            ValueError: if the prompt or target gives no tokens, or the target with eos exceeds max_length.
+            EncodingError: (a ``ValueError``) if the prompt or target gives no tokens, or the target with eos
+                exceeds max_length.
 
         """
         enc = self._encoder_ids(prompt)
+        labels = self._labels(prompt, target)
+        return EncodedRow(enc, labels, [self.start_id] + labels[:-1])
+
+    def _labels(self, prompt: str, target: str) -> list[int]:
         target_ids = self.ids(target, special=False)
         if not target_ids:
-            raise ValueError(f"target {target!r} of prompt {prompt!r} gives no tokens")
+            raise EncodingError(f"target {target!r} of prompt {prompt!r} gives no tokens", "target")
         labels = target_ids + [self.eos_id]
         if len(labels) > self.max_length:
-            raise ValueError(
+            raise EncodingError(
                 f"target {target!r} has {len(labels)} decoder tokens (with eos) and does not fit "
-                f"max_length={self.max_length}; raise max_length or shorten the target"
+                f"max_length={self.max_length}; raise max_length or shorten the target",
+                "target",
+                what=f"target {_short(target)} with eos",
+                n_tokens=len(labels),
+                limit=self.max_length,
             )
-        return EncodedRow(enc, labels, [self.start_id] + labels[:-1])
+        return labels
+
+    def check_pair(self, prompt: str, target: str, verbatim: bool = False) -> None:
+        """Raise the error :meth:`pair` would raise, if any (see :meth:`RowEncoder.check_pair`)."""
+        if not self._surely_has_tokens(prompt):
+            self._encoder_ids(prompt)
+        self._labels(prompt, target)
 
     def prompt_only(self, prompt: str) -> EncodedRow:
         """Encode a prompt with one unscored decoder position (``[start]``, label -100)."""
@@ -351,7 +537,7 @@ class ClassifierEncoder(RowEncoder):
     def _claim_ids(self, claim: str) -> list[int]:
         ids = self.ids(claim, special=True)
         if not _split_specials(ids, self.specials)[1]:
-            raise ValueError(f"claim {claim!r} gives no tokens")
+            raise EncodingError(f"claim {claim!r} gives no tokens", "prompt")
         return fit_ids(ids, self.max_length, self.specials, keep="start")
 
     def pair(self, prompt: str, target: str, verbatim: bool = False) -> EncodedRow:
@@ -360,14 +546,29 @@ class ClassifierEncoder(RowEncoder):
         A claim too long for ``max_length`` loses tokens on its right (its special tokens are kept).
 
         Raises:
-            ValueError: if ``target`` is not a class label or the claim gives no tokens.
+            EncodingError: (a ``ValueError``) if ``target`` is not a class label or the claim gives no tokens.
 
         """
-        if target not in CLASS_LABELS:
-            raise ValueError(
-                f"label {target!r} of claim {prompt!r} must be 'true' or 'false' for a classifier model"
-            )
+        self._check_label(prompt, target)
         return EncodedRow(self._claim_ids(prompt), CLASS_LABELS.index(target))
+
+    @staticmethod
+    def _check_label(prompt: str, target: str) -> None:
+        if target not in CLASS_LABELS:
+            raise EncodingError(
+                f"label {target!r} of claim {prompt!r} must be 'true' or 'false' for a classifier model",
+                "target",
+            )
+
+    def target_call(self, prompt: str, target: str, verbatim: bool = False) -> None:
+        """None: a label is not tokenised."""
+        return None
+
+    def check_pair(self, prompt: str, target: str, verbatim: bool = False) -> None:
+        """Raise the error :meth:`pair` would raise, if any (see :meth:`RowEncoder.check_pair`)."""
+        self._check_label(prompt, target)
+        if not self._surely_has_tokens(prompt):
+            self._claim_ids(prompt)
 
     def prompt_only(self, prompt: str) -> EncodedRow:
         """Encode a claim without a label (-100)."""

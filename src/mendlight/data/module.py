@@ -5,25 +5,42 @@ Splits are JSONL files of :class:`~mendlight.data.records.EditRecord` (``train.j
 (:mod:`mendlight.data.builders.facts`). Rows are tokenised by the encoder of the base model's layout
 (:mod:`mendlight.data.encoding`: causal, seq2seq or classifier, from ``model_kind`` of the config named by
 the ``tokenizer`` option), with labels aligned with the logits (see :mod:`mendlight.data.batch`). A record
-whose ``task`` the layout cannot score (e.g. a classification record with a causal LM) is rejected at
-``setup`` with a :class:`~mendlight.data.records.RecordError` naming the file and the record id.
+whose ``task`` the layout cannot score (e.g. a classification record with a causal LM), or from which a batch
+could build a row that cannot be encoded (a target too long for ``max_length``), is rejected at ``setup``
+with a :class:`~mendlight.data.records.RecordError` naming the file, the line, the field and the record id.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 
 from mendlight.data.batch import EditBatch
-from mendlight.data.encoding import CausalEncoder, EncodedRow, RowEncoder, check_task, make_encoder
-from mendlight.data.records import EditRecord, LocalityItem, read_records
-from mendlight.data.sampling import ResumableShuffleSampler
+from mendlight.data.encoding import (
+    CausalEncoder,
+    EncodedRow,
+    EncodingError,
+    RowEncoder,
+    check_task,
+    make_encoder,
+)
+from mendlight.data.records import (
+    EditRecord,
+    LocalityItem,
+    RecordError,
+    RecordFileNotFoundError,
+    read_records,
+)
+from mendlight.data.sampling import EvalUnitSampler, ResumableShuffleSampler
+from mendlight.errors import ConfigError, check_at_least
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -93,13 +110,14 @@ class EditDataModule(pl.LightningDataModule):
             ("max_eval_records", max_eval_records, 1),
             ("num_workers", num_workers, 0),
         ):
-            if value is not None and value < low:
-                raise ValueError(f"EditDataModule: {name} must be at least {low}, got {value}")
+            check_at_least("EditDataModule", name, value, low)
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
         self._train_sampler: ResumableShuffleSampler | None = None
         self._resume: dict[str, int] | None = None
         self._encoder: RowEncoder | None = None
+        #: batches per evaluation unit kept on one process: the chain length of a sequential test, else 1
+        self.eval_chain_batches = 1
 
     # ------------------------------------------------------------------ sizes, tokenizer, files
 
@@ -139,7 +157,7 @@ class EditDataModule(pl.LightningDataModule):
             return build_generation(model=self.hparams.tokenizer)
         path = Path(dataset).expanduser()
         if not path.is_dir():
-            raise FileNotFoundError(
+            raise RecordFileNotFoundError(
                 f"dataset {dataset!r} is neither an embedded dataset ({', '.join(EMBEDDED_DATASETS)}) nor a "
                 "directory; pass one of those or a directory holding train.jsonl, val.jsonl and test.jsonl"
             )
@@ -160,17 +178,28 @@ class EditDataModule(pl.LightningDataModule):
             self.setup_split(split)
 
     def setup_split(self, split: str) -> None:
-        """Read and validate one split (``train``, ``val`` or ``test``), unless it is already loaded."""
+        """Read and validate one split (``train``, ``val`` or ``test``), unless it is already loaded.
+
+        Every record kept (see ``max_train_records``/``max_eval_records``) must fit the model: its task
+        (:meth:`check_records`) and every row a batch can build from it (:meth:`check_rows`), so that a
+        record too long for ``max_length`` fails here, naming its file and line, not when a data loader
+        draws it.
+
+        Raises:
+            RecordFileNotFoundError: if the split file is missing (also a ``FileNotFoundError``).
+            RecordError: if a record is invalid or does not fit the model (names the file and the line).
+
+        """
         if split in self.splits:
             return
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+            raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         from datasets import Dataset
 
         root = self.dataset_dir()
         path = root / f"{split}.jsonl"
         if not path.is_file():
-            raise FileNotFoundError(
+            raise RecordFileNotFoundError(
                 f"missing split file {path}: the dataset directory must hold train.jsonl, val.jsonl and "
                 "test.jsonl, one JSON edit record per line (see mendlight.data.records)"
             )
@@ -179,6 +208,7 @@ class EditDataModule(pl.LightningDataModule):
         if limit is not None:
             records = records[:limit]
         self.check_records(records, str(path))
+        self.check_rows(records, str(path))
         self.splits[split] = Dataset.from_list([_to_row(r) for r in records])
 
     def records(self, split: str) -> list[EditRecord]:
@@ -215,10 +245,59 @@ class EditDataModule(pl.LightningDataModule):
         return self._encoder
 
     def check_records(self, records: list[EditRecord], source: str = "") -> None:
-        """Raise a ``RecordError`` naming ``source`` and the record if a ``task`` does not fit the model."""
+        """Raise a ``RecordError`` naming the record (file and line, else ``source``) if its task misfits."""
         layout = self.layout
         for record in records:
-            check_task(record.task, layout, record.id, self.hparams.tokenizer, source)
+            check_task(record.task, layout, record.id, self.hparams.tokenizer, record.source or source)
+
+    def check_rows(self, records: list[EditRecord], source: str = "") -> None:
+        """Encode every row :meth:`make_batch` can build from each record; raise a RecordError if one fails.
+
+        The rows: the edit row, one per rephrase (with ``target_new``), the ``true`` row if ``target_true``
+        is set, and one per locality item (a full-text row for a generation record's item with an empty
+        prompt); a generation record's prefix-cut row cannot fail once its edit row fits. Each distinct row
+        is checked once (:meth:`~mendlight.data.encoding.RowEncoder.check_pair`): its target tokenised once,
+        in batches; its prompt, which is truncated to fit, only if it might give no tokens at all. Checking
+        20,000 records with all-distinct prompts takes 1-2 s. Call after :meth:`check_records`.
+
+        Args:
+            records: the records; each names its ``source`` (``"<file>:<line>"``) if it has one.
+            source: the file, for records without a ``source``.
+
+        Raises:
+            RecordError: naming the file and line, the field and the record id: for a text too long for
+                ``max_length`` (the message gives its length and says to shorten it or raise
+                ``--data.init_args.max_length``), a text that gives no tokens, or a lone surrogate
+                (U+D800-U+DFFF, which no tokenizer can encode).
+
+        """
+        enc = self.encoder
+        rows: dict[tuple[str, str, str, bool], tuple[EditRecord, _RowCheck]] = {}
+        for record in records:  # each distinct row once, from the first record that has it
+            for check in _row_checks(record):
+                rows.setdefault((check.kind, check.prompt, check.target, check.verbatim), (record, check))
+        scan = [text for key in rows for text in key[1:3]]
+        scan += [text for r in records for text in (r.subject, r.relation, r.id) if text]
+        scan += [json.dumps(r.meta, ensure_ascii=False) for r in records if r.meta]
+        if _SURROGATE.search("\n".join(scan)):
+            for record in records:
+                _check_surrogates(record, source)
+        calls: list[tuple[str, bool] | None] = [
+            (check.target, True)
+            if check.kind == "text"
+            else enc.target_call(check.prompt, check.target, check.verbatim)
+            for _, check in rows.values()
+        ]
+        prompts = [check.prompt for _, check in rows.values() if check.kind == "pair"]
+        with enc.checking([call for call in calls if call is not None], prompts):
+            for record, check in rows.values():
+                try:
+                    if check.kind == "text":
+                        enc.check_text(check.target)
+                    else:
+                        enc.check_pair(check.prompt, check.target, verbatim=check.verbatim)
+                except ValueError as err:
+                    raise _row_error(record, check, err, source) from err
 
     def encode(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of a causal LM: :meth:`~mendlight.data.encoding.CausalEncoder.pair`.
@@ -333,23 +412,49 @@ class EditDataModule(pl.LightningDataModule):
         return random.Random(f"{self.hparams.seed}/{epoch}/{ids}")
 
     def _collate(self, rows: list[dict[str, Any]], train: bool) -> EditBatch:
-        return self.make_batch([_from_row(row) for row in rows], train=train)
+        """Collate dataset rows; evaluation rows carry their split position, padding rows are dropped.
+
+        A batch made only of padding (see :class:`~mendlight.data.sampling.EvalUnitSampler`) is
+        ``{"padding": True}``: every process runs it, and the editor skips it.
+        """
+        real = [row for row in rows if not row.get(PADDING_KEY)]
+        if not real:
+            return {"padding": True}  # type: ignore[return-value]
+        batch = self.make_batch([_from_row(row) for row in real], train=train)
+        if not train:
+            positions = [int(row[POSITION_KEY]) for row in real]
+            batch["meta"]["positions"] = positions
+            batch["meta"]["unit"] = positions[0] // (self.eval_batch_size * self.eval_chain_batches)
+        return batch
 
     # ------------------------------------------------------------------ dataloaders
 
+    def _processes(self) -> tuple[int, int]:
+        """``(world size, rank)`` of the run this data module serves (``(1, 0)`` outside a trainer)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def train_dataloader(self) -> DataLoader:
-        """Return shuffled batches of ``n_edits`` training records (seeded; a short last batch is dropped)."""
+        """Return shuffled batches of ``n_edits`` training records (seeded; a short last batch is dropped).
+
+        With several processes each optimizer step draws ``n_edits`` records per process from one shuffle
+        (:class:`~mendlight.data.sampling.ResumableShuffleSampler`); a resumed run continues the interrupted
+        epoch with the records an uninterrupted run would have drawn.
+        """
         data = self._split("train")
         n_edits = self.hparams.n_edits
-        if len(data) < n_edits:
-            raise ValueError(
-                f"the train split has {len(data)} records, fewer than n_edits={n_edits}: "
-                "no training batch can be built; lower n_edits or raise max_train_records"
+        world, rank = self._processes()
+        if len(data) < n_edits * world:
+            processes = f" x {world} processes" if world > 1 else ""
+            raise ConfigError(
+                f"the train split has {len(data)} records, fewer than n_edits={n_edits}{processes}: "
+                "no training batch can be built; lower --data.init_args.n_edits or raise max_train_records"
             )
-        self._train_sampler = ResumableShuffleSampler(len(data), self.hparams.seed)
+        self._train_sampler = ResumableShuffleSampler(len(data), self.hparams.seed, n_edits, world, rank)
         if self._resume is not None:
-            self._train_sampler.set_epoch(self._resume["epoch"])
-            self._train_sampler.start = min(len(data), self._resume["consumed_batches"] * n_edits)
+            self._train_sampler.resume_at(self._resume["epoch"], self._resume["consumed_batches"])
             self._resume = None
         return DataLoader(
             data,
@@ -361,12 +466,16 @@ class EditDataModule(pl.LightningDataModule):
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """Position in the training data (epoch and batches consumed), saved in checkpoints for resuming."""
+        """Position in the training data (epoch and batches consumed), saved in checkpoints for resuming.
+
+        ``processed`` counts the batches whose training step ran: a checkpoint written in
+        ``on_train_batch_end`` (before Lightning marks the batch completed) counts that batch too.
+        """
         trainer = getattr(self, "trainer", None)
         if trainer is None or self._train_sampler is None:
             return {}
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": int(trainer.current_epoch), "consumed_batches": int(progress.completed)}
+        return {"epoch": int(trainer.current_epoch), "consumed_batches": int(progress.processed)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue an interrupted epoch where it stopped (used by ``fit --ckpt_path``)."""
@@ -377,10 +486,17 @@ class EditDataModule(pl.LightningDataModule):
             }
 
     def _eval_loader(self, split: str) -> DataLoader:
+        """Batches of ``eval_batch_size`` records in file order, each evaluated once across all processes.
+
+        ``eval_chain_batches`` (set by the editor for a sequential test) keeps each chain on one process.
+        """
+        data = self._split(split)
+        world, rank = self._processes()
+        sampler = EvalUnitSampler(len(data), self.eval_batch_size, self.eval_chain_batches, world, rank)
         return DataLoader(
-            self._split(split),
+            _EvalSplit(data),
             batch_size=self.eval_batch_size,
-            shuffle=False,
+            sampler=sampler,
             drop_last=False,
             collate_fn=partial(self._collate, train=False),
             num_workers=self.hparams.num_workers,
@@ -397,6 +513,26 @@ class EditDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Return prediction batches: the test split, like :meth:`test_dataloader`."""
         return self._eval_loader("test")
+
+
+#: Keys an evaluation row gains in :class:`_EvalSplit`: its position in the split, or that it is padding.
+POSITION_KEY = "_position"
+PADDING_KEY = "_padding"
+
+
+class _EvalSplit(TorchDataset):
+    """An evaluation split as the data loader reads it: rows with their position; indices ``>= n`` pad."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index >= len(self.data):
+            return {PADDING_KEY: True}
+        return {**self.data[index], POSITION_KEY: index}
 
 
 def condition_text(record: EditRecord) -> str:
@@ -431,3 +567,83 @@ def _from_row(row: dict[str, Any]) -> EditRecord:
         meta=json.loads(row["meta"]),
         task=row.get("task") or "completion",
     )
+
+
+class _RowCheck(NamedTuple):
+    """A row :meth:`EditDataModule.check_rows` encodes, with the fields that hold its prompt and target.
+
+    ``kind`` is ``"pair"`` (prompt and target) or ``"text"`` (a full-text passage, in ``target``);
+    ``context`` names the rephrase of a rephrase row.
+    """
+
+    kind: str
+    prompt: str
+    target: str
+    verbatim: bool
+    prompt_field: str
+    target_field: str
+    context: str = ""
+
+
+def _row_checks(r: EditRecord) -> list[_RowCheck]:
+    """Every row :meth:`EditDataModule.make_batch` (and a locality pool) can build from a record."""
+    gen = r.task == "generation"
+    checks = [_RowCheck("pair", r.prompt, r.target_new, gen, "prompt", "target_new")]
+    for i, text in enumerate(r.rephrases):
+        checks.append(
+            _RowCheck("pair", text, r.target_new, gen, f"rephrases[{i}]", "target_new", f"rephrases[{i}]")
+        )
+    if r.target_true is not None:
+        checks.append(_RowCheck("pair", r.prompt, r.target_true, gen, "prompt", "target_true"))
+    for i, item in enumerate(r.locality):
+        name = f"locality[{i}]"
+        if gen and not item.prompt:
+            checks.append(_RowCheck("text", "", item.answer, False, f"{name}.prompt", f"{name}.answer"))
+        else:
+            checks.append(
+                _RowCheck("pair", item.prompt, item.answer, False, f"{name}.prompt", f"{name}.answer")
+            )
+    return checks
+
+
+def _where(record: EditRecord, source: str) -> str:
+    return record.source or source or "records"
+
+
+def _row_error(record: EditRecord, check: _RowCheck, err: ValueError, source: str) -> RecordError:
+    """The RecordError of a row that cannot be encoded: file and line, field, record id, and what to do."""
+    part = err.part if isinstance(err, EncodingError) else "target"
+    field = check.prompt_field if part == "prompt" else check.target_field
+    context = f", in the row of {check.context}" if check.context else ""
+    head = f"{_where(record, source)}: field '{field}' (record id {record.id!r}{context})"
+    if isinstance(err, EncodingError) and err.too_long:
+        return RecordError(
+            f"{head}: {err.what} is {err.n_tokens} tokens, longer than {err.option}={err.limit}; "
+            f"shorten it or raise --data.init_args.{err.option}"
+        )
+    return RecordError(f"{head}: {err}; change the text or leave the record out")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_surrogates(r: EditRecord, source: str) -> None:
+    """Raise a RecordError naming the first field of a record that holds a lone surrogate, if any."""
+    texts: list[tuple[str, str | None]] = [
+        ("prompt", r.prompt),
+        ("target_new", r.target_new),
+        ("target_true", r.target_true),
+    ]
+    texts += [(f"rephrases[{i}]", text) for i, text in enumerate(r.rephrases)]
+    for i, item in enumerate(r.locality):
+        texts += [(f"locality[{i}].prompt", item.prompt), (f"locality[{i}].answer", item.answer)]
+    texts += [("subject", r.subject), ("relation", r.relation), ("id", r.id)]
+    texts.append(("meta", json.dumps(r.meta, ensure_ascii=False)))
+    for field, text in texts:
+        match = _SURROGATE.search(text) if text else None
+        if match is not None:
+            raise RecordError(
+                f"{_where(r, source)}: field '{field}' (record id {r.id!r}) holds a lone surrogate "
+                f"U+{ord(match.group()):04X}, which is not Unicode text and cannot be tokenised; fix the "
+                "text where the records were made"
+            )

@@ -17,14 +17,16 @@ Only ``prompt`` and ``target_new`` are required. ``task`` says how the target is
   10-token setting); a locality item with an empty ``prompt`` scores its whole ``answer`` as text
   (perplexity), and an empty ``rephrases`` list lets the data module cut prefixes of the prompt instead.
 
-Every error names the file, the line and the field, and says
-what to do (:class:`RecordError`).
+Only a newline ends a line: other characters that ``str.splitlines`` takes for line breaks (U+2028,
+U+0085...) may occur inside JSON strings, and :func:`write_records` escapes them. Every error names the
+file, the line and the field, and says what to do (:class:`RecordError`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,6 +71,10 @@ class RecordError(UserInputError, ValueError):
     """An edit record or a records file is invalid; the message names file, line and field and what to do."""
 
 
+class RecordFileNotFoundError(RecordError, FileNotFoundError):
+    """A records file or dataset directory does not exist (also a ``FileNotFoundError``)."""
+
+
 @dataclass
 class LocalityItem:
     """An unrelated fact that an edit must leave unchanged: a prompt and the answer the model should keep.
@@ -105,6 +111,8 @@ class EditRecord:
         id: a unique id; :func:`read_records` fills ``"<file stem>:<line>"`` when missing.
         meta: free-form JSON-serialisable information (sources, template kinds, ...).
         task: ``"completion"`` (default), ``"classification"`` or ``"generation"`` (see the module doc).
+        source: where the record was read, ``"<file>:<line>"`` (set by :func:`read_records`, else None);
+            not a record field: it is not written by :meth:`to_dict` and does not take part in ``==``.
 
     """
 
@@ -118,6 +126,7 @@ class EditRecord:
     id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     task: str = "completion"
+    source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.locality, list):
@@ -183,7 +192,10 @@ def _nonempty_str(value: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a deeply nested JSON value
+        return f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -303,10 +315,72 @@ def _validate_locality_item(item: Any, name: str, source: str, task: str = "comp
             )
 
 
-def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
-    """Read and validate a JSONL file of edit records.
+#: Characters that line-splitting tools (``str.splitlines``, editors, some JSONL readers) take for line
+#: breaks besides "\n", and lone surrogates, which UTF-8 cannot encode: :func:`write_records` escapes them.
+_ESCAPE_ON_WRITE = re.compile("[\x0b\x0c\x1c-\x1e\x85\u2028\u2029\ud800-\udfff]")
 
-    Blank lines are skipped. A record without an ``id`` gets ``"<file stem>:<line>"``.
+
+def _escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def split_jsonl(path: Path, expect: str, error: type[RecordError] = RecordError) -> list[tuple[int, str]]:
+    r"""The non-blank lines of a UTF-8 JSONL file, ``(line number, text)``, split on ``"\n"`` only.
+
+    Only ``"\n"`` ends a line, as in the JSON Lines format: other characters that ``str.splitlines`` takes
+    for line breaks (U+2028, U+0085, form feeds...) may occur inside JSON strings. The ``"\r"`` of a CRLF
+    file stays at the end of its line, where JSON reads it as whitespace.
+
+    Args:
+        path: the file (it must exist).
+        expect: what the file should hold, ending the message of an invalid UTF-8 error.
+        error: the error class to raise.
+
+    Raises:
+        RecordError: (``error``) if the file is not valid UTF-8, naming the line of the first bad byte.
+
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
+        raise error(f"{path}:{lineno}: not valid UTF-8 ({err}); {expect}") from err
+    return [(lineno, line) for lineno, line in enumerate(text.split("\n"), start=1) if line.strip()]
+
+
+def loads_line(line: str, where: str, expect: str, error: type[RecordError] = RecordError) -> Any:
+    """Parse one JSONL line; every failure of ``json.loads`` becomes ``error`` naming ``where``.
+
+    Args:
+        line: the text of the line.
+        where: ``"<file>:<line>"``, the prefix of the message.
+        expect: what a line should hold, ending the message (e.g. ``"each line must hold one JSON object"``).
+        error: the error class to raise.
+
+    Raises:
+        RecordError: (``error``) on invalid JSON (with the column), nesting deeper than the parser allows,
+            or a number Python cannot convert (an integer of more than 4300 digits).
+
+    """
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise error(f"{where}: invalid JSON ({err.msg} at column {err.colno}); {expect}") from err
+    except RecursionError as err:
+        raise error(
+            f"{where}: invalid JSON (nesting too deep: more levels of [...] and {{...}} than the parser "
+            f"allows); {expect}"
+        ) from err
+    except ValueError as err:
+        raise error(f"{where}: invalid JSON ({err}); {expect}") from err
+
+
+def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
+    r"""Read and validate a JSONL file of edit records.
+
+    Lines end at ``"\n"`` only (a CRLF file reads the same); blank lines are skipped. A record without an
+    ``id`` gets ``"<file stem>:<line>"``; every record's :attr:`~EditRecord.source` is ``"<file>:<line>"``.
 
     Args:
         path: the JSONL file.
@@ -315,34 +389,28 @@ def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
         The records in file order.
 
     Raises:
-        FileNotFoundError: if the file does not exist.
-        RecordError: on invalid JSON, an invalid record, a duplicate id, or a file without records; the
-            message names the file, the line and the field.
+        RecordFileNotFoundError: if the file does not exist (a ``RecordError`` and a ``FileNotFoundError``).
+        RecordError: on invalid UTF-8, invalid JSON (including nesting too deep to parse), an invalid
+            record, a duplicate id, or a file without records; the message names the file, the line and the
+            field.
 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise RecordFileNotFoundError(
             f"{path}: no such records file; expected a JSONL file with one edit record per line"
         )
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise RecordError(f"{path}: not valid UTF-8 ({err}); save the file as UTF-8") from err
+    expect = "each line must hold one JSON object"
     records: list[EditRecord] = []
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for lineno, line in split_jsonl(path, "save the file as UTF-8"):
         source = f"{path}:{lineno}"
+        obj = loads_line(line, source, expect)
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise RecordError(
-                f"{source}: invalid JSON ({err.msg} at column {err.colno}); "
-                "each line must hold one JSON object"
-            ) from err
-        record = EditRecord.from_dict(obj, source)
+            record = EditRecord.from_dict(obj, source)
+        except RecursionError as err:  # a value nested almost as deep as the parser allows
+            raise RecordError(f"{source}: a value is nested too deep to check; {expect}") from err
+        record.source = source
         if record.id is None:
             record.id = f"{path.stem}:{lineno}"
         if record.id in seen:
@@ -357,8 +425,23 @@ def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
     return records
 
 
+def record_line(record: EditRecord) -> str:
+    r"""One JSONL line (without its ``"\n"``) of a record, safe for any line-splitting reader.
+
+    ``json.dumps`` with ``ensure_ascii=False`` keeps non-ASCII text readable; the characters other tools
+    take for line breaks (U+2028, U+2029, U+0085, ``\x0b``, ``\x0c``, ``\x1c``-``\x1e``) and lone
+    surrogates (which UTF-8 cannot encode) are then written as ``\uXXXX`` escapes. That is still the same
+    JSON: outside strings ``json.dumps`` writes ASCII only, so these characters can only be inside strings.
+    A high surrogate directly followed by a low one (two code points in Python) reads back as the one
+    character the pair encodes, as JSON defines.
+    """
+    return _ESCAPE_ON_WRITE.sub(_escape_char, json.dumps(record.to_dict(), ensure_ascii=False))
+
+
 def write_records(path: str | os.PathLike[str], records: Iterable[EditRecord]) -> Path:
-    """Write records as JSONL, atomically (a temporary file in the same directory, then ``os.replace``).
+    r"""Write records as JSONL, atomically (a temporary file in the same directory, then ``os.replace``).
+
+    Each record is one line (:func:`record_line`): only ``"\n"`` ends a line, whatever the text holds.
 
     Args:
         path: the destination file; parent directories are created.
@@ -376,7 +459,7 @@ def write_records(path: str | os.PathLike[str], records: Iterable[EditRecord]) -
     for record in records:
         if not isinstance(record, EditRecord):
             raise TypeError(f"write_records expects EditRecord objects, got {type(record).__name__}")
-        lines.append(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+        lines.append(record_line(record) + "\n")
     if not lines:
         raise ValueError(f"{path}: no records to write; an empty records file cannot be read back")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -17,10 +18,18 @@ from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, model_inputs, num_rows, score_mask
-from mendlight.editors.evaluation import EditLogits, StageMetrics, prompt_inputs, record_rows, update_metrics
+from mendlight.editors.evaluation import (
+    POSITION_FIELD,
+    EditLogits,
+    StageMetrics,
+    prompt_inputs,
+    record_rows,
+    update_metrics,
+)
 from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
 from mendlight.editors.sequential import SequentialChain
+from mendlight.errors import CheckpointError, TrainingStopped, check_at_least
 from mendlight.losses import kl_locality, masked_nll, sequence_success
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
@@ -61,6 +70,9 @@ class Editor(pl.LightningModule):
             are edited one after another in chains of N edits (batches), each edit made on the model the
             previous ones left (materialised), and every edit of a chain is evaluated after its last edit
             (the lifelong protocol).
+        max_nonfinite_steps: stop training with an error after this many consecutive steps whose loss or
+            gradients were not finite (each is skipped and counted in ``skipped_steps``); such a run is
+            diverging, typically from a learning rate far too high.
         optimizer: optimizer factory for the editor's parameters (the base is never optimised).
 
     """
@@ -70,7 +82,12 @@ class Editor(pl.LightningModule):
     #: Init arguments that choose how an editor is evaluated, not what it learned: ``test``/``predict`` with
     #: ``--ckpt_path`` keep the values given on the command line or in the config for these instead of the
     #: ones saved in the checkpoint's hyperparameters (:meth:`mendlight.cli.MendLightCLI._parse_ckpt_path`).
-    protocol_hparams: ClassVar[tuple[str, ...]] = ("sequential", "n_samples", "sample_tokens")
+    protocol_hparams: ClassVar[tuple[str, ...]] = (
+        "sequential",
+        "n_samples",
+        "sample_tokens",
+        "max_nonfinite_steps",
+    )
 
     def __init__(
         self,
@@ -82,10 +99,14 @@ class Editor(pl.LightningModule):
         n_samples: int = 8,
         sample_tokens: int = 8,
         sequential: int = 0,
+        max_nonfinite_steps: int = 50,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
-        if sequential < 0:
-            raise ValueError("sequential must be >= 0 (0: each edit from the unedited model)")
+        owner = type(self).__name__
+        check_at_least(owner, "sequential (0: each edit from the unedited model)", sequential, 0)
+        check_at_least(owner, "max_nonfinite_steps", max_nonfinite_steps, 1)
+        check_at_least(owner, "n_samples", n_samples, 0)
+        check_at_least(owner, "sample_tokens", sample_tokens, 1)
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
@@ -101,6 +122,10 @@ class Editor(pl.LightningModule):
         self._records: list[dict] = []
         self._samples: list[dict] = []
         self._chain = SequentialChain(self)
+        self._nonfinite_run = 0  # consecutive skipped steps
+        self._run_dir: Path | None = None
+        #: set by ``--allow_other_base``: load a checkpoint trained on another base model (same shapes)
+        self.allow_other_base = False
 
     # ------------------------------------------------------------------ the algorithm
     def edit(
@@ -133,8 +158,18 @@ class Editor(pl.LightningModule):
         """Give the editor the run's data module; a no-op except for editors that draw extra rows (FT+KL)."""
 
     def setup(self, stage: str) -> None:
-        """Attach the trainer's data module (see :meth:`attach_datamodule`)."""
-        self.attach_datamodule(getattr(self.trainer, "datamodule", None))
+        """Attach the trainer's data module (see :meth:`attach_datamodule`); fix the run directory.
+
+        Every process reads the run directory here, together (``trainer.log_dir`` is a collective call in a
+        multi-process run), so that the files written later by process 0 alone need no collective call.
+        A sequential test keeps each chain on one process (``eval_chain_batches``).
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.attach_datamodule(datamodule)
+        if datamodule is not None and hasattr(datamodule, "eval_chain_batches"):
+            datamodule.eval_chain_batches = max(1, int(self.hparams.sequential)) if stage == "test" else 1
+        trainer = self.trainer
+        self._run_dir = Path(trainer.log_dir or trainer.default_root_dir)
 
     @property
     def tokenizer(self):
@@ -202,13 +237,8 @@ class Editor(pl.LightningModule):
         loss_loc = kl_locality(pre_loc, post_loc, score_mask(loc))
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
         k = num_rows(batch["edit"])
-        if not torch.isfinite(loss):
-            self.skipped_steps += 1
-            log.warning(
-                "skipping step %d: non-finite loss (%d skipped so far)",
-                self.global_step,
-                int(self.skipped_steps),
-            )
+        if not self._agreed(bool(torch.isfinite(loss))):
+            self._skip_step("non-finite loss")
             self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=k)
             return None
         with torch.no_grad():
@@ -232,13 +262,37 @@ class Editor(pl.LightningModule):
             for group in optimizer.param_groups:
                 for p in group["params"]:
                     p.grad = None
-            self.skipped_steps += 1
-            log.warning(
-                "skipping optimizer step %d: non-finite gradients (%d skipped so far)",
-                self.global_step,
-                int(self.skipped_steps),
-            )
+            self._skip_step("non-finite gradients")
+        else:
+            self._nonfinite_run = 0
         self.log("train/skipped_steps", self.skipped_steps.float())
+
+    def _agreed(self, ok: bool) -> bool:
+        """``ok`` on every process (a multi-process run skips a step everywhere or nowhere)."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return ok
+        return bool(self.trainer.strategy.reduce_boolean_decision(ok, all=True))
+
+    def _skip_step(self, why: str) -> None:
+        """Count a skipped step; stop training after ``max_nonfinite_steps`` consecutive ones."""
+        self.skipped_steps += 1
+        self._nonfinite_run += 1
+        log.warning(
+            "skipping step %d: %s (%d skipped so far, %d in a row)",
+            self.global_step,
+            why,
+            int(self.skipped_steps),
+            self._nonfinite_run,
+        )
+        limit = int(self.hparams.get("max_nonfinite_steps", 50))
+        if self._nonfinite_run >= limit:
+            raise TrainingStopped(
+                f"training stopped at step {self.global_step}: {limit} consecutive steps had a non-finite "
+                f"loss or non-finite gradients ({int(self.skipped_steps)} skipped in all; the last: {why}). "
+                "The run is diverging: lower the learning rates (--model.init_args.optimizer.init_args.lr, "
+                "edit_lr, lr_lr); --model.init_args.max_nonfinite_steps sets this limit",
+                reason="non-finite",
+            )
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters the optimizer may update: never the base model's."""
@@ -293,6 +347,8 @@ class Editor(pl.LightningModule):
         return {n: current.get(n, 0) + new.get(n, 0) for n in {**current, **new}}
 
     def _eval_step(self, batch: EditBatch, stage: str, batch_idx: int = 0) -> None:
+        if batch.get("padding"):
+            return  # a multi-process run's padding batch (mendlight.data.sampling.EvalUnitSampler)
         if stage == "test" and self.hparams.sequential:
             self._chain.add(batch, batch_idx)
             return
@@ -312,12 +368,11 @@ class Editor(pl.LightningModule):
         k = num_rows(edit)
         metrics = self.stage_metrics[f"{stage}_metrics"]
         update_metrics(metrics, batch, out)
-        self.log(f"{stage}/loss", loss, batch_size=k, sync_dist=True)
-        for name, metric in metrics.named().items():
-            self.log(f"{stage}/{name}", metric, on_epoch=True, on_step=False, batch_size=k)
+        metrics.loss.update(loss.detach(), weight=k)
         rows = record_rows(batch, out)
-        for row in rows:
+        for row, position in zip(rows, _positions(batch, len(rows)), strict=True):
             row.update(extra or {})
+            row[POSITION_FIELD] = position
         self._add_samples(batch, rows, self._last_deltas)
         if stage == "test":
             self._records.extend(rows)
@@ -361,12 +416,15 @@ class Editor(pl.LightningModule):
 
     def predict_step(self, batch: EditBatch, batch_idx: int) -> list[dict]:
         """Per-record results with greedy pre/post outputs; ``mendlight predict`` writes predictions.jsonl."""
+        if batch.get("padding"):
+            return []
         out = self.evaluate_batch(batch)
         rows = record_rows(batch, out)
         pre = self.greedy_outputs(batch["edit"], self.pre_edit_deltas())
         post = self.greedy_outputs(batch["edit"], self._last_deltas)
-        for row, a, b in zip(rows, pre, post, strict=True):
+        for row, a, b, position in zip(rows, pre, post, _positions(batch, len(rows)), strict=True):
             row["pre_output"], row["post_output"] = a, b
+            row[POSITION_FIELD] = position
         self._records.extend(rows)
         return rows
 
@@ -392,15 +450,28 @@ class Editor(pl.LightningModule):
         self._records = []
         self._chain = SequentialChain(self)
 
+    def _log_epoch_metrics(self, stage: str) -> None:
+        """Log ``<stage>/<metric>`` for the epoch, reduced over every process.
+
+        Metrics are logged here, at the end of the epoch, not per batch: in a multi-process run a process may
+        hold fewer real batches than another (or only padding), and Lightning reduces only the keys each
+        process logged, which must then be the same everywhere.
+        """
+        values = self.stage_metrics[f"{stage}_metrics"].epoch_values()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value.float())
+
     def on_validation_epoch_end(self) -> None:
-        """Write the sample edits table to TensorBoard."""
+        """Log the validation metrics; write the sample edits table to TensorBoard."""
         from mendlight.editors.reports import log_samples
 
+        self._log_epoch_metrics("val")
         log_samples(self, "val")
 
     def on_test_epoch_end(self) -> None:
         """Write the sample table, ``results.json``/``results.md`` and the HPARAMS summary."""
         self._chain.evaluate()  # a sequential chain still open (normally closed on the last batch)
+        self._log_epoch_metrics("test")
         from mendlight.editors.reports import finish_test
 
         finish_test(self)
@@ -431,20 +502,57 @@ class Editor(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refill base weights from the loaded base (strict loading still catches editor-key drift)."""
         state = checkpoint["state_dict"]
-        for key, value in self.state_dict().items():
+        own = self.state_dict()
+        for key, value in own.items():
             if key.startswith(BASE_PREFIX):
                 state.setdefault(key, value)
         info = checkpoint.get("mendlight", {})
+        check_editor_state(type(self).__name__, state, own)
         if info.get("edit_params") and list(info["edit_params"]) != list(self.edit_names):
-            raise ValueError(
-                f"checkpoint edits {info['edit_params']} but this editor edits {self.edit_names}; "
+            raise CheckpointError(
+                f"the checkpoint edits {info['edit_params']} but this editor edits {self.edit_names}; "
                 "use the config the checkpoint was trained with (-c runs/<name>/version_N/config.yaml)"
             )
         if info.get("edited_weights_sha256") and info["edited_weights_sha256"] != self.base_fingerprint():
-            log.warning(
-                "checkpoint was trained on a different base model (%s): edited weights differ",
-                info.get("base_model"),
+            message = (
+                f"the checkpoint was trained on base model {info.get('base_model')!r}, whose edited weights "
+                f"differ from those of {self.hparams.base_model!r}"
             )
+            if not self.allow_other_base:
+                raise CheckpointError(
+                    f"{message}; pass the base model it was trained on, or --allow_other_base true to apply "
+                    "it to this one deliberately"
+                )
+            log.warning("%s (allowed by --allow_other_base)", message)
+
+
+def _positions(batch: EditBatch, n: int) -> list[int | None]:
+    """The split positions of a batch's records (None for batches made outside the data loader)."""
+    positions = batch.get("meta", {}).get("positions")
+    return list(positions) if positions is not None else [None] * n
+
+
+def check_editor_state(editor: str, state: dict[str, Any], own: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`CheckpointError` unless a checkpoint's tensors fit the editor's (names and shapes)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
+        for k in sorted(set(state) & set(own))
+        if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)):
+        if items:
+            shown = ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+            parts.append(f"{label}: {shown}")
+    raise CheckpointError(
+        f"the checkpoint does not fit this {editor} editor ({'; '.join(parts)}): it was made for another "
+        "editor, architecture or set of edited weights; use the config it was trained with "
+        "(-c runs/<name>/version_N/config.yaml)"
+    )
 
 
 def _block_split(model: torch.nn.Module, edit_names: list[str]) -> BlockSplit | None:

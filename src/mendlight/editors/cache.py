@@ -15,10 +15,13 @@ classifier row gets the logit ``±ANSWER_MARGIN`` of the stored label.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
+from mendlight.errors import ConfigError
 from mendlight.models.functional import ParamDeltas
 
 #: Logit margin of a cached answer over every other token (its probability is about 1 − V·e⁻²⁰).
@@ -96,10 +99,13 @@ class Cache(Editor):
     """
 
     requires_training = False
+    #: An edit is a :class:`CacheEdit` (stored answers), not a weight delta: ``mendlight edit --save`` reads
+    #: this (``getattr(editor, "edits_weights", True)``) and refuses, as there is no edited model to save.
+    edits_weights: ClassVar[bool] = False
 
     def __init__(self, epsilon: float = 3.0, **kwargs) -> None:
-        if epsilon < 0:
-            raise ValueError("epsilon must be >= 0")
+        if not epsilon >= 0:
+            raise ConfigError(f"Cache: epsilon must be at least 0, got {epsilon}")
         super().__init__(**kwargs)
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, score_mask
 from mendlight.editors.base import Editor
+from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll, kl_locality
 from mendlight.models.arch import arch_spec
 from mendlight.models.functional import ParamDeltas, detached
@@ -80,8 +81,17 @@ class ENN(Editor):
         c_base: float = 1.0,
         **kwargs,
     ) -> None:
-        if n_edit_steps < 1:
-            raise ValueError("n_edit_steps must be >= 1")
+        check_at_least("ENN", "n_edit_steps", n_edit_steps, 1)
+        if not edit_lr > 0:
+            raise ConfigError(
+                f"ENN: edit_lr (the initial inner learning rate) must be positive, got {edit_lr}"
+            )
+        if lr_lr is not None and not lr_lr >= 0:
+            raise ConfigError(
+                f"ENN: lr_lr (the learning rate of the inner rates) must be at least 0, got {lr_lr}"
+            )
+        if not c_base >= 0:
+            raise ConfigError(f"ENN: c_base must be at least 0, got {c_base}")
         super().__init__(**kwargs)
         self.trained_names = top_block_params(self.base, self.edit_names)
         self.theta = nn.ParameterDict(

@@ -38,6 +38,7 @@ class StageMetrics(nn.Module):
         self.ppl_drawdown = PerplexityDrawdown()
         self.locality = LocalityAgreement()
         self.edit_latency_s = MeanMetric()
+        self.loss = MeanMetric()  # the training objective on evaluation batches, weighted by edits
 
     def named(self) -> dict[str, nn.Module]:
         """Name → metric, in reporting order."""
@@ -50,6 +51,18 @@ class StageMetrics(nn.Module):
             "locality": self.locality,
             "edit_latency_s": self.edit_latency_s,
         }
+
+    def epoch_values(self) -> dict[str, torch.Tensor]:
+        """Every metric of the epoch (``loss`` included), reduced over all processes, then reset.
+
+        Every process calls this at the end of the epoch, whatever batches it evaluated (padding only,
+        even): the reduction is one collective call per metric in the same order everywhere.
+        """
+        values = {}
+        for name, metric in {**self.named(), "loss": self.loss}.items():
+            values[name] = metric.compute()
+            metric.reset()
+        return values
 
 
 @dataclass
@@ -124,6 +137,11 @@ def _by_edit(values: torch.Tensor, index: torch.Tensor, k: int) -> list[list[flo
     for v, i in zip(values.tolist(), index.tolist(), strict=True):
         out[i].append(v)
     return out
+
+
+#: Field of a per-record row holding the record's position in its split while the rows of the processes
+#: of a run are gathered (:func:`mendlight.editors.reports._gather` sorts by it and removes it).
+POSITION_FIELD = "_position"
 
 
 def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:

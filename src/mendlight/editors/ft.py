@@ -11,6 +11,7 @@ import torch
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
+from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import masked_nll, sequence_success
 from mendlight.models.functional import ParamDeltas
 
@@ -39,10 +40,18 @@ class FT(Editor):
         grad_clip: float = 100.0,
         **kwargs,
     ) -> None:
+        owner = type(self).__name__
         if ft_optimizer not in _OPTIMIZERS:
-            raise ValueError(f"ft_optimizer={ft_optimizer!r}; choose one of {sorted(_OPTIMIZERS)}")
-        if max_steps < 0:
-            raise ValueError("max_steps must be >= 0")
+            raise ConfigError(
+                f"{owner}: ft_optimizer={ft_optimizer!r}; choose one of {', '.join(sorted(_OPTIMIZERS))}"
+            )
+        check_at_least(owner, "max_steps (0: no fine-tuning step)", max_steps, 0)
+        if not edit_lr > 0:
+            raise ConfigError(f"{owner}: edit_lr must be positive, got {edit_lr}")
+        if not grad_clip > 0:
+            raise ConfigError(
+                f"{owner}: grad_clip (the largest gradient norm) must be positive, got {grad_clip}"
+            )
         super().__init__(**kwargs)
         self.last_steps = 0
 

@@ -16,7 +16,9 @@ import torch
 
 from mendlight.data.batch import CondRows, TokenRows, score_mask
 from mendlight.data.locality_pool import LocalityPool
+from mendlight.data.module import SPLITS
 from mendlight.editors.ft import FT
+from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import kl_locality, masked_nll
 from mendlight.models.functional import ParamDeltas
 
@@ -35,8 +37,11 @@ class FTKL(FT):
     def __init__(
         self, c_edit_ft: float = 1e-2, loc_batch_size: int = 1, loc_split: str = "train", **kwargs
     ) -> None:
-        if loc_batch_size < 1 or c_edit_ft < 0:
-            raise ValueError("loc_batch_size must be >= 1 and c_edit_ft >= 0")
+        check_at_least("FTKL", "loc_batch_size", loc_batch_size, 1)
+        if not c_edit_ft >= 0:
+            raise ConfigError(f"FTKL: c_edit_ft must be at least 0, got {c_edit_ft}")
+        if loc_split not in SPLITS:
+            raise ConfigError(f"FTKL: loc_split={loc_split!r}; choose one of {', '.join(SPLITS)}")
         super().__init__(**kwargs)
         self.pool: LocalityPool | None = None
         self._rng = random.Random(0)

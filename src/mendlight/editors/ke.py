@@ -23,6 +23,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
+from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll
 from mendlight.models.functional import ParamDeltas
 
@@ -103,6 +104,10 @@ class KE(Editor):
     def __init__(
         self, hidden_dim: int = 512, condition_dim: int = 768, max_scale: float = 1.0, **kwargs
     ) -> None:
+        check_at_least("KE", "hidden_dim", hidden_dim, 1)
+        check_at_least("KE", "condition_dim", condition_dim, 1)
+        if not max_scale > 0:
+            raise ConfigError(f"KE: max_scale must be positive, got {max_scale}")
         super().__init__(**kwargs)
         pad = self.tokenizer.pad_token_id
         self.conditioner = LSTMConditioner(

@@ -14,11 +14,12 @@ from torch import nn
 
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
+from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
 from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import ParamDeltas
-from mendlight.nn import GradientTransform, pseudo_gradient
+from mendlight.nn import INITS, GradientTransform, pseudo_gradient
 
 
 class MEND(Editor):
@@ -55,6 +56,26 @@ class MEND(Editor):
         lr_lr: float = 1e-4,
         **kwargs,
     ) -> None:
+        check_at_least("MEND", "rank", rank, 1)
+        check_at_least("MEND", "n_hidden", n_hidden, 0)
+        if init not in INITS:
+            raise ConfigError(f"MEND: init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
+        sided = [
+            name
+            for name, on in (("one_sided", one_sided), ("x_only", x_only), ("delta_only", delta_only))
+            if on
+        ]
+        if combine and sided:
+            raise ConfigError(
+                f"MEND: {sided[0]}=true transforms one side, which combine=true (one network over [u, δ]) "
+                "cannot: set combine: false too"
+            )
+        if len(sided) > 1:
+            raise ConfigError(f"MEND: {' and '.join(sided)} are mutually exclusive: set at most one")
+        if not edit_lr > 0:
+            raise ConfigError(f"MEND: edit_lr (the initial step size α) must be positive, got {edit_lr}")
+        if not lr_lr >= 0:
+            raise ConfigError(f"MEND: lr_lr (the learning rate of α) must be at least 0, got {lr_lr}")
         super().__init__(**kwargs)
         self.conv1d = {n: is_conv1d(self.base, n) for n in self.edit_names}
         shapes = {n: weight_io_shape(self.base, n) for n in self.edit_names}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from mendlight.editors.evaluation import POSITION_FIELD
 from mendlight.metrics import PROTOCOLS
 from mendlight.reporting import build_results, results_markdown, write_results
 
@@ -47,15 +48,31 @@ def log_samples(editor: Editor, stage: str) -> None:
 
 
 def _gather(rows: list[dict]) -> list[dict]:
+    """Every process's per-record rows (a collective call), in split order, each record once.
+
+    Rows carry their record's position in the split (``_position``, removed here); the evaluation sampler
+    gives every record to exactly one process, so a repeated position would be a bug, and is refused.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         parts: list = [None] * torch.distributed.get_world_size()
         torch.distributed.all_gather_object(parts, rows)
-        return [row for part in parts for row in part]
-    return rows
+        rows = [row for part in parts for row in part]
+    positions = [row.get(POSITION_FIELD) for row in rows]
+    if rows and all(p is not None for p in positions):
+        if len(set(positions)) != len(positions):
+            raise RuntimeError("a test record was evaluated twice; the evaluation sampler is broken")
+        rows = sorted(rows, key=lambda row: row[POSITION_FIELD])
+    return [{k: v for k, v in row.items() if k != POSITION_FIELD} for row in rows]
 
 
 def run_dir(editor: Editor) -> Path:
-    """Where this run's files go: the logger's version directory, else the trainer's root directory."""
+    """Where this run's files go: the logger's version directory, else the trainer's root directory.
+
+    The directory fixed in :meth:`Editor.setup` (read by every process together); outside a multi-process run
+    it may also be read here.
+    """
+    if editor._run_dir is not None:
+        return editor._run_dir
     trainer = editor.trainer
     return Path(trainer.log_dir or trainer.default_root_dir)
 

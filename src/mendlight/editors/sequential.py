@@ -42,6 +42,9 @@ class SequentialChain:
     def add(self, batch: EditBatch, batch_idx: int) -> None:
         """Edit ``batch`` on the chain's current model; evaluate the chain when it is full or the data end."""
         editor = self.editor
+        unit = batch.get("meta", {}).get("unit")
+        if not self.batches and unit is not None:
+            self.index = int(unit)  # the chain's number in the split, also when processes share the chains
         current = self.deltas if self.deltas is not None else editor.pre_edit_deltas()
         start = time.perf_counter()
         self.deltas = editor.edit_from(batch["edit"], batch.get("cond"), current)

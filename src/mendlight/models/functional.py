@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,14 +117,80 @@ def materialised(model: torch.nn.Module, deltas: Mapping[str, torch.Tensor]) -> 
                 model.get_parameter(name).copy_(original)
 
 
-def save_edited(model, tokenizer, deltas: Mapping[str, torch.Tensor], out_dir: str | Path) -> Path:
-    """Save ``θ + Δ`` as a plain Hugging Face model directory (loadable with ``from_pretrained``)."""
+#: Weight files of a saved model: with ``overwrite`` the ones the new save does not write are removed, so
+#: ``from_pretrained`` never picks up stale shards (what ``save_pretrained`` does in a directory it reuses).
+_WEIGHT_FILES = ("model*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin*")
+
+
+def _staging_dir(out: Path) -> Path:
+    """A new temporary directory on the same file system as ``out``: its sibling, or inside it.
+
+    A sibling lets a new directory be moved into place in one rename; inside ``out`` is the fallback for an
+    existing ``out`` whose parent is not writable.
+    """
+    parent = out.parent
+    if out.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        parent = out
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=parent))
+
+
+def _move_into_place(staged: Path, out: Path, overwrite: bool) -> None:
+    """Move a complete saved model from ``staged`` to ``out``: one rename when ``out`` is new or empty."""
+    existing = [p for p in out.iterdir() if p != staged] if out.is_dir() else None
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} is not empty (pass overwrite=True to replace its files)")
+    if staged.parent == out.parent:
+        if existing is not None and not existing:
+            out.rmdir()
+        if not out.exists():
+            os.replace(staged, out)  # atomic: out appears complete or not at all
+            return
+    new = {p.name for p in staged.iterdir()}
+    for pattern in _WEIGHT_FILES:
+        for stale in out.glob(pattern):
+            if stale.name not in new and stale.is_file():
+                stale.unlink()
+    weights = [p for p in staged.iterdir() if any(p.match(w) for w in _WEIGHT_FILES)]
+    others = [p for p in staged.iterdir() if p not in weights]
+    for item in others + weights:  # each file is replaced atomically, the weights last
+        target = out / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(item, target)
+
+
+def save_edited(
+    model, tokenizer, deltas: Mapping[str, torch.Tensor], out_dir: str | Path, overwrite: bool = False
+) -> Path:
+    """Save ``θ + Δ`` as a plain Hugging Face model directory (loadable with ``from_pretrained``).
+
+    The model and tokenizer are written into a temporary directory next to ``out_dir`` first and moved into
+    place only once complete, so a failure never leaves a half-written model in ``out_dir``: a new or empty
+    ``out_dir`` appears in one rename, and with ``overwrite`` the files of a non-empty one are replaced one
+    by one (its other files stay; stale weight files are removed).
+
+    Raises:
+        NotADirectoryError: if ``out_dir`` is an existing file.
+        FileExistsError: if ``out_dir`` is a non-empty directory and ``overwrite`` is False.
+
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with materialised(model, deltas):
-        model.save_pretrained(out)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(out)
+    target = out.expanduser().resolve()  # a symlinked directory is filled where it points
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{out} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} is not empty (pass overwrite=True to replace its files)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = _staging_dir(target)
+    try:
+        with materialised(model, deltas):
+            model.save_pretrained(staged)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staged)
+        _move_into_place(staged, target, overwrite)
+    finally:
+        if staged.exists():
+            shutil.rmtree(staged, ignore_errors=True)
     return out
 
 

@@ -43,7 +43,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from mendlight.errors import UserInputError
+from mendlight.errors import ConfigError, UserInputError
 from mendlight.models.arch import is_classifier_config, model_kind
 from mendlight.models.tiny import (
     build_byte_tokenizer,
@@ -85,6 +85,10 @@ class ModelLoadError(UserInputError, RuntimeError):
     """A base model or tokenizer reference could not be resolved; the message says what to do."""
 
 
+class UnknownModelError(ModelLoadError, ValueError):
+    """A reference names no model mendlight knows (``tiny-random-<name>`` with an unknown name)."""
+
+
 def cache_root() -> Path:
     """Directory for mendlight's caches: ``$MENDLIGHT_CACHE`` or the user cache dir (~/.cache/mendlight)."""
     env = os.environ.get("MENDLIGHT_CACHE")
@@ -100,7 +104,7 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(_DTYPES)}")
+        raise ConfigError(f"unknown dtype {dtype!r}: dtype must be one of {', '.join(sorted(_DTYPES))}")
     return _DTYPES[dtype]
 
 

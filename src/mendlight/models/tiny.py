@@ -170,11 +170,19 @@ def is_tiny_ref(ref: str) -> bool:
 
 
 def tiny_model_type(ref: str) -> str:
-    """The ``<name>`` part of a ``tiny-random-<name>`` reference, checked against :data:`TINY_MODELS`."""
+    """The ``<name>`` part of a ``tiny-random-<name>`` reference, checked against :data:`TINY_MODELS`.
+
+    Raises:
+        UnknownModelError: (a :class:`~mendlight.models.loading.ModelLoadError` and a ``ValueError``) if
+            ``<name>`` is not a tiny model; the message lists the valid references.
+
+    """
     name = ref[len(TINY_PREFIX) :]
     if name not in TINY_MODELS:
-        raise ValueError(
-            f"unknown tiny model {ref!r}; choose one of: "
+        from mendlight.models.loading import UnknownModelError  # loading imports this module
+
+        raise UnknownModelError(
+            f"unknown base model {ref!r}: no such tiny model; choose one of: "
             + ", ".join(TINY_PREFIX + k for k in sorted(TINY_MODELS))
         )
     return name

@@ -14,6 +14,7 @@ import contextlib
 import torch
 from torch import Tensor, nn
 
+from mendlight.errors import ConfigError
 from mendlight.nn.lowrank import LowRankIdentityMLP
 from mendlight.nn.normalization import WelfordNormalizer
 
@@ -76,12 +77,14 @@ class GradientTransform(nn.Module):
         super().__init__()
         n_sided = int(one_sided) + int(x_only) + int(delta_only)
         if combine and n_sided:
-            raise ValueError(
-                "combine=True cannot be used with one_sided, x_only or delta_only: "
+            raise ConfigError(
+                "GradientTransform: combine=True cannot be used with one_sided, x_only or delta_only: "
                 "set combine=False to transform a single side"
             )
         if n_sided > 1:
-            raise ValueError("one_sided, x_only and delta_only are mutually exclusive: set at most one")
+            raise ConfigError(
+                "GradientTransform: one_sided, x_only and delta_only are mutually exclusive: set at most one"
+            )
         self.x_dim = x_dim
         self.delta_dim = delta_dim
         self.norm = norm

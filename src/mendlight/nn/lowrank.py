@@ -12,13 +12,17 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mendlight.errors import ConfigError, check_at_least
+
 #: The accepted values of ``init``.
 INITS: tuple[str, ...] = ("id", "xavier")
 
 
-def _check_init(init: str) -> None:
+def _check_init(owner: str, init: str) -> None:
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}: choose one of {', '.join(repr(i) for i in INITS)}")
+        raise ConfigError(
+            f"{owner}: unknown init {init!r}: choose one of {', '.join(repr(i) for i in INITS)}"
+        )
 
 
 class LowRankLinear(nn.Module):
@@ -54,11 +58,11 @@ class LowRankLinear(nn.Module):
 
         """
         super().__init__()
-        _check_init(init)
-        if dim < 1 or rank < 1:
-            raise ValueError(f"dim and rank must be positive, got dim={dim}, rank={rank}")
-        if n_modes is not None and n_modes < 1:
-            raise ValueError(f"n_modes must be positive or None, got {n_modes}")
+        _check_init("LowRankLinear", init)
+        if dim < 1:
+            raise ValueError(f"dim must be positive, got dim={dim}")
+        check_at_least("LowRankLinear", "rank", rank, 1)
+        check_at_least("LowRankLinear", "n_modes", n_modes, 1)
         self.dim = dim
         self.rank = min(rank, dim)
         self.n_modes = n_modes
@@ -136,9 +140,8 @@ class LowRankIdentityMLP(nn.Module):
 
         """
         super().__init__()
-        _check_init(init)
-        if n_hidden < 0:
-            raise ValueError(f"n_hidden must be >= 0, got {n_hidden}")
+        _check_init("LowRankIdentityMLP", init)
+        check_at_least("LowRankIdentityMLP", "n_hidden", n_hidden, 0)
         self.dim = dim
         self.layers = nn.ModuleList(
             LowRankLinear(dim, rank, n_modes=n_modes, init=init) for _ in range(n_hidden + 1)

@@ -1,3 +1,4 @@
+import json
 from collections import Counter
 
 import pytest
@@ -51,7 +52,7 @@ def test_read_jsonl_line_that_is_not_an_object(tmp_path, write_jsonl):
 def test_read_jsonl_invalid_utf8(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"x": "\xff"}\n')
-    with pytest.raises(FormatError, match=r"bad\.jsonl: not valid UTF-8"):
+    with pytest.raises(FormatError, match=r"bad\.jsonl:1: not valid UTF-8"):
         read_jsonl(path, LAYOUT)
 
 
@@ -62,6 +63,45 @@ def test_missing_file_names_the_file_and_the_layout(tmp_path):
             reader(missing, LAYOUT)
         assert str(missing) in str(err.value)
         assert f"no such file; expected {LAYOUT}" in str(err.value)
+
+
+def test_missing_file_is_a_format_error_and_a_file_not_found_error(tmp_path):
+    from mendlight.data.formats.common import FormatFileNotFoundError
+    from mendlight.errors import UserInputError
+
+    for reader in (read_jsonl, read_json):
+        with pytest.raises(FormatFileNotFoundError) as err:
+            reader(tmp_path / "nope.jsonl", LAYOUT)
+        assert isinstance(err.value, FormatError) and isinstance(err.value, UserInputError)
+        assert isinstance(err.value, FileNotFoundError)
+
+
+def test_read_jsonl_splits_on_newline_only(tmp_path):
+    path = tmp_path / "a.jsonl"
+    lines = [json.dumps({"x": "a\u2028b\u2029c\x85d"}, ensure_ascii=False), "", json.dumps({"x": 2}), "{"]
+    path.write_text("\r\n".join(lines[:3]) + "\r\n", encoding="utf-8")  # CRLF
+    assert read_jsonl(path, LAYOUT) == [(f"{path}:1", {"x": "a\u2028b\u2029c\x85d"}), (f"{path}:3", {"x": 2})]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(FormatError, match=r"a\.jsonl:4: invalid JSON"):  # not line 7
+        read_jsonl(path, LAYOUT)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[" * 100_000, "nesting too deep"), ('{"x": ' + "1" * 5000 + "}", "Exceeds the limit")],
+)
+def test_unparseable_json_is_a_format_error(tmp_path, text, message):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"x": 1}\n' + text + "\n", encoding="utf-8")
+    with pytest.raises(FormatError) as err:
+        read_jsonl(path, LAYOUT)
+    assert str(err.value).startswith(f"{path}:2: invalid JSON (") and message in str(err.value)
+    assert f"{LAYOUT} has one JSON object per line" in str(err.value)
+    doc = tmp_path / "doc.json"
+    doc.write_text(text, encoding="utf-8")
+    with pytest.raises(FormatError) as err:
+        read_json(doc, LAYOUT)
+    assert str(err.value).startswith(f"{doc}: invalid JSON (") and message in str(err.value)
 
 
 def test_read_json_invalid_json_names_the_line(tmp_path):

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mendlight.data.records import EditRecord, RecordError
+from mendlight.data.records import (
+    EditRecord,
+    RecordError,
+    RecordFileNotFoundError,
+    loads_line,
+    split_jsonl,
+)
 
 #: One row of a source: where it is (file and line, or list position) and the parsed JSON value.
 Row = tuple[str, Any]
@@ -24,6 +30,10 @@ Row = tuple[str, Any]
 
 class FormatError(RecordError):
     """A file in a public dataset format is invalid; the message names the file, the line and the field."""
+
+
+class FormatFileNotFoundError(FormatError, RecordFileNotFoundError):
+    """A source file does not exist (a :class:`FormatError` and a ``FileNotFoundError``)."""
 
 
 @dataclass
@@ -69,41 +79,32 @@ class Conversion:
 def _check_file(path: str | os.PathLike[str], layout: str) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file; expected {layout}")
+        raise FormatFileNotFoundError(f"{path}: no such file; expected {layout}")
     return path
 
 
 def read_jsonl(path: str | os.PathLike[str], layout: str) -> list[Row]:
-    """Read a JSONL file as rows ``("<file>:<line>", object)``; blank lines are skipped.
+    r"""Read a JSONL file as rows ``("<file>:<line>", object)``; blank lines are skipped.
+
+    Lines end at ``"\n"`` only (:func:`~mendlight.data.records.split_jsonl`): U+2028 and the other
+    characters ``str.splitlines`` also splits on may occur inside JSON strings; CRLF files read the same.
 
     Args:
         path: the file.
         layout: what the format expects, for error messages (e.g. ``"KILT zsRE JSONL"``).
 
     Raises:
-        FileNotFoundError: if the file does not exist.
-        FormatError: on invalid UTF-8, invalid JSON (naming the line and column), or a line that is not an
-            object.
+        FormatFileNotFoundError: if the file does not exist (a ``FormatError`` and a ``FileNotFoundError``).
+        FormatError: on invalid UTF-8 (naming the line), invalid JSON (naming the line and column, or
+            nesting too deep to parse), or a line that is not an object.
 
     """
     path = _check_file(path, layout)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not valid UTF-8 ({err}); expected {layout}") from err
+    expect = f"{layout} has one JSON object per line"
     rows: list[Row] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for lineno, line in split_jsonl(path, f"expected {layout}", FormatError):
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise FormatError(
-                f"{where}: invalid JSON ({err.msg} at column {err.colno}); "
-                f"{layout} has one JSON object per line"
-            ) from err
-        rows.append((where, as_object(obj, where, layout)))
+        rows.append((where, as_object(loads_line(line, where, expect, FormatError), where, layout)))
     return rows
 
 
@@ -111,8 +112,9 @@ def read_json(path: str | os.PathLike[str], layout: str) -> Any:
     """Read a whole JSON document.
 
     Raises:
-        FileNotFoundError: if the file does not exist.
-        FormatError: on invalid UTF-8 or invalid JSON (naming the line and column).
+        FormatFileNotFoundError: if the file does not exist (a ``FormatError`` and a ``FileNotFoundError``).
+        FormatError: on invalid UTF-8 or invalid JSON (naming the line and column, or nesting too deep to
+            parse).
 
     """
     path = _check_file(path, layout)
@@ -124,6 +126,13 @@ def read_json(path: str | os.PathLike[str], layout: str) -> Any:
         raise FormatError(
             f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno}); expected {layout}"
         ) from err
+    except RecursionError as err:
+        raise FormatError(
+            f"{path}: invalid JSON (nesting too deep: more levels of [...] and {{...}} than the parser "
+            f"allows); expected {layout}"
+        ) from err
+    except ValueError as err:
+        raise FormatError(f"{path}: invalid JSON ({err}); expected {layout}") from err
 
 
 def list_rows(data: Any, path: str | os.PathLike[str], layout: str) -> list[Row]:

@@ -1,0 +1,159 @@
+"""Checks on a ``--ckpt_path`` before anything runs: where it is, that it loads safely, and whose it is.
+
+* Only local files are accepted. A URL (``http://``, ``s3://``...) is refused unless its scheme is allowed
+  explicitly (``--allow_remote_ckpt https``); it is then downloaded once into the cache and, like every
+  checkpoint mendlight reads, loaded with ``torch.load(weights_only=True)``, which unpickles tensors and plain
+  containers only, never code (Lightning would load a remote checkpoint with ``weights_only=False``).
+* A missing, empty, truncated or foreign file is one :class:`~mendlight.errors.CheckpointError`.
+* The checkpoint must be an editor checkpoint for the editor class and base model of the config. A mismatch
+  is an error naming both sides; ``--allow_other_base true`` applies an editor to another base model of the
+  same shapes deliberately. (The edited weights themselves are compared when the checkpoint is loaded into
+  the editor: :meth:`mendlight.editors.base.Editor.on_load_checkpoint`.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mendlight.errors import CheckpointError
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+#: ``--ckpt_path`` values Lightning resolves itself (from the run's checkpoint callbacks).
+SPECIAL_PATHS = ("last", "best", "hpc", "registry")
+
+
+def url_scheme(path: str) -> str | None:
+    """The scheme of a URL (``https``), or None for a local path."""
+    match = _SCHEME.match(path)
+    return match.group(1).lower() if match else None
+
+
+def fetch_remote(url: str, allowed: list[str]) -> Path:
+    """Download a checkpoint URL whose scheme is allowed into the cache; return the local file.
+
+    Raises:
+        CheckpointError: if the scheme is not in ``allowed`` or the download fails.
+
+    """
+    scheme = url_scheme(url)
+    allowed_lower = [s.lower() for s in allowed]
+    if scheme not in allowed_lower:
+        raise CheckpointError(
+            f"--ckpt_path {url!r} is a remote URL; mendlight loads only local checkpoint files. Download it "
+            f"and pass the local path, or allow the scheme with --allow_remote_ckpt '[{scheme}]' (it is then "
+            "loaded with weights_only=True: tensors only, no code)"
+        )
+    from mendlight.models.loading import cache_root
+
+    target = cache_root() / "checkpoints" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".ckpt")
+    if target.is_file():
+        return target
+    import fsspec
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with fsspec.open(url, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        os.replace(tmp, target)
+    except Exception as err:  # any transport error: one message
+        tmp.unlink(missing_ok=True)
+        why = f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"--ckpt_path {url!r}: the download failed ({why})") from err
+    return target
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a local checkpoint with ``weights_only=True`` and check that it is a mendlight editor checkpoint.
+
+    Raises:
+        CheckpointError: if the file is missing, empty, truncated, holds pickled code or other objects, or
+            is not an editor checkpoint; the message names the file.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = "is a directory, not a checkpoint file" if path.is_dir() else "does not exist"
+        raise CheckpointError(
+            f"--ckpt_path {str(path)!r} {hint}; trained editors are saved as "
+            "runs/<name>/version_N/checkpoints/last.ckpt (or best-<step>.ckpt)"
+        )
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"--ckpt_path {str(path)!r} is an empty file, not a checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, garbage, refused pickle...: all one message
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            why = "it holds pickled objects other than tensors and plain values, which mendlight never loads"
+        else:
+            why = f"it is truncated or not a PyTorch checkpoint ({type(err).__name__}: {first[:200]})"
+        raise CheckpointError(f"--ckpt_path {str(path)!r} cannot be read: {why}") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "mendlight" not in ckpt:
+        raise CheckpointError(
+            f"--ckpt_path {str(path)!r} is not a mendlight editor checkpoint (no editor state and base-model "
+            "record); pass a checkpoint written by `mendlight fit`"
+        )
+    return ckpt
+
+
+def _class_of(class_path: str | None) -> Any:
+    if not class_path:
+        return None
+    module, _, name = str(class_path).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _same_class(a: str | None, b: str | None) -> bool:
+    if not a or not b:
+        return True  # nothing to compare
+    cls_a, cls_b = _class_of(a), _class_of(b)
+    if cls_a is not None and cls_b is not None:
+        return cls_a is cls_b
+    return str(a).rsplit(".", 1)[-1] == str(b).rsplit(".", 1)[-1]
+
+
+def check_agreement(
+    path: str, ckpt: dict[str, Any], class_path: str | None, base_model: str | None, allow_other_base: bool
+) -> None:
+    """Refuse a checkpoint made for another editor class or (unless allowed) another base model.
+
+    Args:
+        path: the checkpoint's path, for the message.
+        ckpt: the loaded checkpoint (:func:`read_checkpoint`).
+        class_path: the editor class the config names (``model.class_path``).
+        base_model: the base model the config names (``model.init_args.base_model``).
+        allow_other_base: ``--allow_other_base``: a different base model is deliberate.
+
+    Raises:
+        CheckpointError: naming both sides of the mismatch.
+
+    """
+    hparams = ckpt.get("hyper_parameters") or {}
+    ckpt_class = hparams.get("_class_path")
+    if not _same_class(ckpt_class, class_path):
+        theirs, ours = str(ckpt_class).rsplit(".", 1)[-1], str(class_path).rsplit(".", 1)[-1]
+        raise CheckpointError(
+            f"--ckpt_path {path!r} holds a {theirs} editor ({ckpt_class}) but the config asks for {ours} "
+            f"({class_path}); test the checkpoint with the config it was trained with "
+            "(-c runs/<name>/version_N/config.yaml) or pick the matching editor"
+        )
+    ckpt_base = (ckpt.get("mendlight") or {}).get("base_model") or hparams.get("base_model")
+    if base_model and ckpt_base and str(ckpt_base) != str(base_model) and not allow_other_base:
+        raise CheckpointError(
+            f"--ckpt_path {path!r} was trained on base model {ckpt_base!r} but the config names "
+            f"{base_model!r}; use the config it was trained with (-c runs/<name>/version_N/config.yaml), or "
+            "pass --allow_other_base true to apply it to this base model deliberately (its edited weights "
+            "must have the same shapes)"
+        )
