@@ -17,6 +17,7 @@ import hashlib
 import importlib
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage, refused pickle...: all one message
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
+        if zipfile.is_zipfile(path) and "Unsupported global" in str(err):
             why = "it holds pickled objects other than tensors and plain values, which mendlight never loads"
         else:
             why = f"it is truncated or not a PyTorch checkpoint ({type(err).__name__}: {first[:200]})"
@@ -157,3 +158,26 @@ def check_agreement(
             "pass --allow_other_base true to apply it to this base model deliberately (its edited weights "
             "must have the same shapes)"
         )
+
+
+def check_editor_state(editor: str, state: dict[str, Any], own: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`CheckpointError` unless a checkpoint's tensors fit the editor's (names and shapes)."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [
+        f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
+        for k in sorted(set(state) & set(own))
+        if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
+    ]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)):
+        if items:
+            shown = ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+            parts.append(f"{label}: {shown}")
+    raise CheckpointError(
+        f"the checkpoint does not fit this {editor} editor ({'; '.join(parts)}): it was made for another "
+        "editor, architecture or set of edited weights; use the config it was trained with "
+        "(-c runs/<name>/version_N/config.yaml)"
+    )

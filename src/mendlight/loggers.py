@@ -53,7 +53,7 @@ class RunLogger(TensorBoardLogger):
             except FileExistsError:
                 version += 1
             else:
-                RunLogger.claimed.append(root / f"version_{version}")
+                RunLogger.claimed.append((root / f"version_{version}").resolve())
                 return version
 
 
@@ -73,4 +73,9 @@ def remove_unused_runs(directories: set[Path]) -> list[Path]:
             continue
         shutil.rmtree(directory, ignore_errors=True)
         removed.append(directory)
+        for parent in (directory.parent, directory.parent.parent):  # runs/<name>/ and runs/, if now empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
     return removed

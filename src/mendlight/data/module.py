@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
-from torch.utils.data import Dataset as TorchDataset
 
 from mendlight.data.batch import EditBatch
 from mendlight.data.encoding import (
     CausalEncoder,
     EncodedRow,
-    EncodingError,
     RowEncoder,
     check_task,
     make_encoder,
@@ -35,11 +32,17 @@ from mendlight.data.encoding import (
 from mendlight.data.records import (
     EditRecord,
     LocalityItem,
-    RecordError,
     RecordFileNotFoundError,
     read_records,
 )
-from mendlight.data.sampling import EvalUnitSampler, ResumableShuffleSampler
+from mendlight.data.row_checks import check_rows
+from mendlight.data.sampling import (
+    PADDING_KEY,
+    POSITION_KEY,
+    EvalSplit,
+    EvalUnitSampler,
+    ResumableShuffleSampler,
+)
 from mendlight.errors import ConfigError, check_at_least
 
 if TYPE_CHECKING:
@@ -251,53 +254,14 @@ class EditDataModule(pl.LightningDataModule):
             check_task(record.task, layout, record.id, self.hparams.tokenizer, record.source or source)
 
     def check_rows(self, records: list[EditRecord], source: str = "") -> None:
-        """Encode every row :meth:`make_batch` can build from each record; raise a RecordError if one fails.
-
-        The rows: the edit row, one per rephrase (with ``target_new``), the ``true`` row if ``target_true``
-        is set, and one per locality item (a full-text row for a generation record's item with an empty
-        prompt); a generation record's prefix-cut row cannot fail once its edit row fits. Each distinct row
-        is checked once (:meth:`~mendlight.data.encoding.RowEncoder.check_pair`): its target tokenised once,
-        in batches; its prompt, which is truncated to fit, only if it might give no tokens at all. Checking
-        20,000 records with all-distinct prompts takes 1-2 s. Call after :meth:`check_records`.
-
-        Args:
-            records: the records; each names its ``source`` (``"<file>:<line>"``) if it has one.
-            source: the file, for records without a ``source``.
+        """Encode every row a batch can build from each record (see :mod:`mendlight.data.row_checks`).
 
         Raises:
-            RecordError: naming the file and line, the field and the record id: for a text too long for
-                ``max_length`` (the message gives its length and says to shorten it or raise
-                ``--data.init_args.max_length``), a text that gives no tokens, or a lone surrogate
-                (U+D800-U+DFFF, which no tokenizer can encode).
+            RecordError: naming the file and line, the field and the record id of a row that cannot be
+                encoded (e.g. a target too long for ``max_length``).
 
         """
-        enc = self.encoder
-        rows: dict[tuple[str, str, str, bool], tuple[EditRecord, _RowCheck]] = {}
-        for record in records:  # each distinct row once, from the first record that has it
-            for check in _row_checks(record):
-                rows.setdefault((check.kind, check.prompt, check.target, check.verbatim), (record, check))
-        scan = [text for key in rows for text in key[1:3]]
-        scan += [text for r in records for text in (r.subject, r.relation, r.id) if text]
-        scan += [json.dumps(r.meta, ensure_ascii=False) for r in records if r.meta]
-        if _SURROGATE.search("\n".join(scan)):
-            for record in records:
-                _check_surrogates(record, source)
-        calls: list[tuple[str, bool] | None] = [
-            (check.target, True)
-            if check.kind == "text"
-            else enc.target_call(check.prompt, check.target, check.verbatim)
-            for _, check in rows.values()
-        ]
-        prompts = [check.prompt for _, check in rows.values() if check.kind == "pair"]
-        with enc.checking([call for call in calls if call is not None], prompts):
-            for record, check in rows.values():
-                try:
-                    if check.kind == "text":
-                        enc.check_text(check.target)
-                    else:
-                        enc.check_pair(check.prompt, check.target, verbatim=check.verbatim)
-                except ValueError as err:
-                    raise _row_error(record, check, err, source) from err
+        check_rows(self.encoder, records, source)
 
     def encode(self, prompt: str, target: str) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of a causal LM: :meth:`~mendlight.data.encoding.CausalEncoder.pair`.
@@ -494,7 +458,7 @@ class EditDataModule(pl.LightningDataModule):
         world, rank = self._processes()
         sampler = EvalUnitSampler(len(data), self.eval_batch_size, self.eval_chain_batches, world, rank)
         return DataLoader(
-            _EvalSplit(data),
+            EvalSplit(data),
             batch_size=self.eval_batch_size,
             sampler=sampler,
             drop_last=False,
@@ -513,26 +477,6 @@ class EditDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Return prediction batches: the test split, like :meth:`test_dataloader`."""
         return self._eval_loader("test")
-
-
-#: Keys an evaluation row gains in :class:`_EvalSplit`: its position in the split, or that it is padding.
-POSITION_KEY = "_position"
-PADDING_KEY = "_padding"
-
-
-class _EvalSplit(TorchDataset):
-    """An evaluation split as the data loader reads it: rows with their position; indices ``>= n`` pad."""
-
-    def __init__(self, data: Dataset) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if index >= len(self.data):
-            return {PADDING_KEY: True}
-        return {**self.data[index], POSITION_KEY: index}
 
 
 def condition_text(record: EditRecord) -> str:
@@ -567,83 +511,3 @@ def _from_row(row: dict[str, Any]) -> EditRecord:
         meta=json.loads(row["meta"]),
         task=row.get("task") or "completion",
     )
-
-
-class _RowCheck(NamedTuple):
-    """A row :meth:`EditDataModule.check_rows` encodes, with the fields that hold its prompt and target.
-
-    ``kind`` is ``"pair"`` (prompt and target) or ``"text"`` (a full-text passage, in ``target``);
-    ``context`` names the rephrase of a rephrase row.
-    """
-
-    kind: str
-    prompt: str
-    target: str
-    verbatim: bool
-    prompt_field: str
-    target_field: str
-    context: str = ""
-
-
-def _row_checks(r: EditRecord) -> list[_RowCheck]:
-    """Every row :meth:`EditDataModule.make_batch` (and a locality pool) can build from a record."""
-    gen = r.task == "generation"
-    checks = [_RowCheck("pair", r.prompt, r.target_new, gen, "prompt", "target_new")]
-    for i, text in enumerate(r.rephrases):
-        checks.append(
-            _RowCheck("pair", text, r.target_new, gen, f"rephrases[{i}]", "target_new", f"rephrases[{i}]")
-        )
-    if r.target_true is not None:
-        checks.append(_RowCheck("pair", r.prompt, r.target_true, gen, "prompt", "target_true"))
-    for i, item in enumerate(r.locality):
-        name = f"locality[{i}]"
-        if gen and not item.prompt:
-            checks.append(_RowCheck("text", "", item.answer, False, f"{name}.prompt", f"{name}.answer"))
-        else:
-            checks.append(
-                _RowCheck("pair", item.prompt, item.answer, False, f"{name}.prompt", f"{name}.answer")
-            )
-    return checks
-
-
-def _where(record: EditRecord, source: str) -> str:
-    return record.source or source or "records"
-
-
-def _row_error(record: EditRecord, check: _RowCheck, err: ValueError, source: str) -> RecordError:
-    """The RecordError of a row that cannot be encoded: file and line, field, record id, and what to do."""
-    part = err.part if isinstance(err, EncodingError) else "target"
-    field = check.prompt_field if part == "prompt" else check.target_field
-    context = f", in the row of {check.context}" if check.context else ""
-    head = f"{_where(record, source)}: field '{field}' (record id {record.id!r}{context})"
-    if isinstance(err, EncodingError) and err.too_long:
-        return RecordError(
-            f"{head}: {err.what} is {err.n_tokens} tokens, longer than {err.option}={err.limit}; "
-            f"shorten it or raise --data.init_args.{err.option}"
-        )
-    return RecordError(f"{head}: {err}; change the text or leave the record out")
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _check_surrogates(r: EditRecord, source: str) -> None:
-    """Raise a RecordError naming the first field of a record that holds a lone surrogate, if any."""
-    texts: list[tuple[str, str | None]] = [
-        ("prompt", r.prompt),
-        ("target_new", r.target_new),
-        ("target_true", r.target_true),
-    ]
-    texts += [(f"rephrases[{i}]", text) for i, text in enumerate(r.rephrases)]
-    for i, item in enumerate(r.locality):
-        texts += [(f"locality[{i}].prompt", item.prompt), (f"locality[{i}].answer", item.answer)]
-    texts += [("subject", r.subject), ("relation", r.relation), ("id", r.id)]
-    texts.append(("meta", json.dumps(r.meta, ensure_ascii=False)))
-    for field, text in texts:
-        match = _SURROGATE.search(text) if text else None
-        if match is not None:
-            raise RecordError(
-                f"{_where(r, source)}: field '{field}' (record id {r.id!r}) holds a lone surrogate "
-                f"U+{ord(match.group()):04X}, which is not Unicode text and cannot be tokenised; fix the "
-                "text where the records were made"
-            )

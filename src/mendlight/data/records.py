@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mendlight.data.jsonl import escape_line_breaks, loads_line, split_jsonl
 from mendlight.errors import UserInputError
 
 #: Keys a record object may have, in the order :meth:`EditRecord.to_dict` writes them.
@@ -315,67 +315,6 @@ def _validate_locality_item(item: Any, name: str, source: str, task: str = "comp
             )
 
 
-#: Characters that line-splitting tools (``str.splitlines``, editors, some JSONL readers) take for line
-#: breaks besides "\n", and lone surrogates, which UTF-8 cannot encode: :func:`write_records` escapes them.
-_ESCAPE_ON_WRITE = re.compile("[\x0b\x0c\x1c-\x1e\x85\u2028\u2029\ud800-\udfff]")
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
-
-
-def split_jsonl(path: Path, expect: str, error: type[RecordError] = RecordError) -> list[tuple[int, str]]:
-    r"""The non-blank lines of a UTF-8 JSONL file, ``(line number, text)``, split on ``"\n"`` only.
-
-    Only ``"\n"`` ends a line, as in the JSON Lines format: other characters that ``str.splitlines`` takes
-    for line breaks (U+2028, U+0085, form feeds...) may occur inside JSON strings. The ``"\r"`` of a CRLF
-    file stays at the end of its line, where JSON reads it as whitespace.
-
-    Args:
-        path: the file (it must exist).
-        expect: what the file should hold, ending the message of an invalid UTF-8 error.
-        error: the error class to raise.
-
-    Raises:
-        RecordError: (``error``) if the file is not valid UTF-8, naming the line of the first bad byte.
-
-    """
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        lineno = data.count(b"\n", 0, err.start) + 1
-        raise error(f"{path}:{lineno}: not valid UTF-8 ({err}); {expect}") from err
-    return [(lineno, line) for lineno, line in enumerate(text.split("\n"), start=1) if line.strip()]
-
-
-def loads_line(line: str, where: str, expect: str, error: type[RecordError] = RecordError) -> Any:
-    """Parse one JSONL line; every failure of ``json.loads`` becomes ``error`` naming ``where``.
-
-    Args:
-        line: the text of the line.
-        where: ``"<file>:<line>"``, the prefix of the message.
-        expect: what a line should hold, ending the message (e.g. ``"each line must hold one JSON object"``).
-        error: the error class to raise.
-
-    Raises:
-        RecordError: (``error``) on invalid JSON (with the column), nesting deeper than the parser allows,
-            or a number Python cannot convert (an integer of more than 4300 digits).
-
-    """
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise error(f"{where}: invalid JSON ({err.msg} at column {err.colno}); {expect}") from err
-    except RecursionError as err:
-        raise error(
-            f"{where}: invalid JSON (nesting too deep: more levels of [...] and {{...}} than the parser "
-            f"allows); {expect}"
-        ) from err
-    except ValueError as err:
-        raise error(f"{where}: invalid JSON ({err}); {expect}") from err
-
-
 def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
     r"""Read and validate a JSONL file of edit records.
 
@@ -403,9 +342,9 @@ def read_records(path: str | os.PathLike[str]) -> list[EditRecord]:
     expect = "each line must hold one JSON object"
     records: list[EditRecord] = []
     seen: dict[str, int] = {}
-    for lineno, line in split_jsonl(path, "save the file as UTF-8"):
+    for lineno, line in split_jsonl(path, "save the file as UTF-8", RecordError):
         source = f"{path}:{lineno}"
-        obj = loads_line(line, source, expect)
+        obj = loads_line(line, source, expect, RecordError)
         try:
             record = EditRecord.from_dict(obj, source)
         except RecursionError as err:  # a value nested almost as deep as the parser allows
@@ -435,7 +374,7 @@ def record_line(record: EditRecord) -> str:
     A high surrogate directly followed by a low one (two code points in Python) reads back as the one
     character the pair encodes, as JSON defines.
     """
-    return _ESCAPE_ON_WRITE.sub(_escape_char, json.dumps(record.to_dict(), ensure_ascii=False))
+    return escape_line_breaks(json.dumps(record.to_dict(), ensure_ascii=False))
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[EditRecord]) -> Path:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
+from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import DistributedSampler
 
 
@@ -157,3 +159,23 @@ class EvalUnitSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return len(self.indices())
+
+
+#: Keys an evaluation row gains in :class:`EvalSplit`: its position in the split, or that it is padding.
+POSITION_KEY = "_position"
+PADDING_KEY = "_padding"
+
+
+class EvalSplit(TorchDataset):
+    """An evaluation split as the data loader reads it: rows with their position; indices ``>= n`` pad."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index >= len(self.data):
+            return {PADDING_KEY: True}
+        return {**self.data[index], POSITION_KEY: index}

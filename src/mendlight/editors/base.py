@@ -17,6 +17,7 @@ import torch
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from mendlight.checkpoints import check_editor_state
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, model_inputs, num_rows, score_mask
 from mendlight.editors.evaluation import (
     POSITION_FIELD,
@@ -79,6 +80,8 @@ class Editor(pl.LightningModule):
 
     #: False for test-time editors (FT): ``mendlight fit`` refuses them with a clear message.
     requires_training: ClassVar[bool] = True
+    #: False for editors whose edit is not a change of the weights (Cache): ``edit --save`` refuses them.
+    edits_weights: ClassVar[bool] = True
     #: Init arguments that choose how an editor is evaluated, not what it learned: ``test``/``predict`` with
     #: ``--ckpt_path`` keep the values given on the command line or in the config for these instead of the
     #: ones saved in the checkpoint's hyperparameters (:meth:`mendlight.cli.MendLightCLI._parse_ckpt_path`).
@@ -107,6 +110,8 @@ class Editor(pl.LightningModule):
         check_at_least(owner, "max_nonfinite_steps", max_nonfinite_steps, 1)
         check_at_least(owner, "n_samples", n_samples, 0)
         check_at_least(owner, "sample_tokens", sample_tokens, 1)
+        check_at_least(owner, "c_edit", c_edit, 0)
+        check_at_least(owner, "c_loc", c_loc, 0)
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
@@ -263,7 +268,7 @@ class Editor(pl.LightningModule):
                 for p in group["params"]:
                     p.grad = None
             self._skip_step("non-finite gradients")
-        else:
+        elif grads:  # a real step (a skipped loss leaves no gradients: the count goes on)
             self._nonfinite_run = 0
         self.log("train/skipped_steps", self.skipped_steps.float())
 
@@ -530,29 +535,6 @@ def _positions(batch: EditBatch, n: int) -> list[int | None]:
     """The split positions of a batch's records (None for batches made outside the data loader)."""
     positions = batch.get("meta", {}).get("positions")
     return list(positions) if positions is not None else [None] * n
-
-
-def check_editor_state(editor: str, state: dict[str, Any], own: dict[str, torch.Tensor]) -> None:
-    """Raise :class:`CheckpointError` unless a checkpoint's tensors fit the editor's (names and shapes)."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [
-        f"{k}: {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} here"
-        for k in sorted(set(state) & set(own))
-        if isinstance(state[k], torch.Tensor) and state[k].shape != own[k].shape
-    ]
-    if not (missing or unexpected or wrong):
-        return
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)):
-        if items:
-            shown = ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
-            parts.append(f"{label}: {shown}")
-    raise CheckpointError(
-        f"the checkpoint does not fit this {editor} editor ({'; '.join(parts)}): it was made for another "
-        "editor, architecture or set of edited weights; use the config it was trained with "
-        "(-c runs/<name>/version_N/config.yaml)"
-    )
 
 
 def _block_split(model: torch.nn.Module, edit_names: list[str]) -> BlockSplit | None:

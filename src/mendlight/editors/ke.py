@@ -122,15 +122,25 @@ class KE(Editor):
             }
         )
 
+    def attach_datamodule(self, datamodule) -> None:
+        """Refuse simultaneous edits before any batch is drawn (KE edits one fact at a time)."""
+        hparams = getattr(datamodule, "hparams", None) or {}
+        for name in ("n_edits", "eval_n_edits"):
+            if (hparams.get(name) or 1) > 1:
+                raise ConfigError(
+                    f"KE edits one fact at a time (its conditioner reads one condition), but "
+                    f"--data.init_args.{name} is {hparams.get(name)}; set it to 1"
+                )
+
     def edit(
         self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
     ) -> ParamDeltas:
         """The gradient of the edit NLL w.r.t. each edited weight, transformed under the edit's condition."""
         k = int(rows["input_ids"].shape[0])
         if k != 1:
-            raise ValueError(
+            raise ConfigError(
                 f"KE edits one fact at a time (its conditioner reads one condition), but got {k} edits; "
-                "set data.n_edits and data.eval_n_edits to 1"
+                "set --data.init_args.n_edits and --data.init_args.eval_n_edits to 1"
             )
         if cond is None:
             raise ValueError("KE needs the edit's condition text: the batch's 'cond' group")

@@ -16,13 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mendlight.data.records import (
-    EditRecord,
-    RecordError,
-    RecordFileNotFoundError,
-    loads_line,
-    split_jsonl,
-)
+from mendlight.data.jsonl import loads_line, split_jsonl
+from mendlight.data.records import EditRecord, RecordError, RecordFileNotFoundError
 
 #: One row of a source: where it is (file and line, or list position) and the parsed JSON value.
 Row = tuple[str, Any]
@@ -86,7 +81,7 @@ def _check_file(path: str | os.PathLike[str], layout: str) -> Path:
 def read_jsonl(path: str | os.PathLike[str], layout: str) -> list[Row]:
     r"""Read a JSONL file as rows ``("<file>:<line>", object)``; blank lines are skipped.
 
-    Lines end at ``"\n"`` only (:func:`~mendlight.data.records.split_jsonl`): U+2028 and the other
+    Lines end at ``"\n"`` only (:func:`~mendlight.data.jsonl.split_jsonl`): U+2028 and the other
     characters ``str.splitlines`` also splits on may occur inside JSON strings; CRLF files read the same.
 
     Args:
