@@ -3,8 +3,8 @@
 BIN=${BIN:-.venv/bin}
 export PYTHONUNBUFFERED=1
 
-# latest_fit_run STEM: the newest run directory of STEM whose training finished (fit.json says so; a run killed
-# mid-way keeps the last.ckpt of its last validation but has no fit.json).
+# latest_fit_run STEM: the newest run directory of STEM whose training finished (fit.json says
+# "finished": true; a run still going, stopped by a signal or killed says "running" or "stopped").
 latest_fit_run() {
   local run
   for run in $(ls -d "runs/$1"/version_* 2>/dev/null | sort -t_ -k2 -n -r); do
