@@ -32,7 +32,7 @@ def check_at_least(owner: str, name: str, value: int | float | None, low: int | 
         low: the smallest accepted value.
 
     """
-    if value is not None and value < low:
+    if value is not None and not value >= low:  # NaN is refused too
         raise ConfigError(f"{owner}: {name} must be at least {low}, got {value}")
 
 
