@@ -60,3 +60,58 @@ def test_lines_are_rate_limited(tmp_path):
 @pytest.mark.parametrize(("seconds", "text"), [(4.4, "4 s"), (185, "3 min 5 s"), (3720, "1 h 02 min")])
 def test_duration(seconds, text):
     assert _duration(seconds) == text
+
+
+class _PlateauModel(BoringModel):
+    """Logs ``val/metric`` = max(3, 6 - step / 5): it improves until step 15, then stays at 3."""
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val/metric", max(3.0, 6.0 - self.global_step / 5))
+
+
+@pytest.mark.parametrize(("every", "best", "stop"), [(5, 15, 25), (2, 16, 26)])
+def test_early_stopping_counts_steps_not_validations(tmp_path, every, best, stop):
+    from mendlight.callbacks import StepEarlyStopping
+    from mendlight.run_control import end_reason
+
+    early = StepEarlyStopping(monitor="val/metric", mode="min", patience_steps=10)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=200,
+        limit_val_batches=1,
+        val_check_interval=every,
+        check_val_every_n_epoch=None,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[early],
+    )
+    trainer.fit(_PlateauModel())
+    assert early.best_step == best
+    assert trainer.global_step == stop  # the first validation at least 10 steps after the best one
+    assert end_reason(trainer) == "early_stopping"
+    assert early.state_dict()["best_step"] == best
+
+
+def test_early_stopping_without_patience_never_stops(tmp_path):
+    from mendlight.callbacks import StepEarlyStopping
+    from mendlight.run_control import end_reason
+
+    early = StepEarlyStopping(monitor="val/metric")
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=40,
+        limit_val_batches=1,
+        val_check_interval=5,
+        check_val_every_n_epoch=None,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[early],
+    )
+    trainer.fit(_PlateauModel())
+    assert trainer.global_step == 40 and end_reason(trainer) == "max_steps"

@@ -8,7 +8,7 @@ from typing import TextIO
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -52,6 +52,73 @@ class LastCheckpoint(ModelCheckpoint):
 
     def on_train_epoch_end(self, *args, **kwargs) -> None:
         """No epoch-based saving."""
+
+
+class StepEarlyStopping(EarlyStopping):
+    """Stop training when a validation metric has not improved for ``patience_steps`` training steps.
+
+    The paper's early stopping (App. C) counts steps, not validations: with validation every ``v`` steps,
+    a patience of ``p`` steps is ``p / v`` validations without improvement. ``patience_steps`` None (the
+    default) never stops. The state (best value and its step) is saved in checkpoints, so a resumed run keeps
+    counting; ``fit.json`` says ``"reason": "early_stopping"`` when it stopped the run.
+
+    Args:
+        monitor: the validation metric (``val/loss``, ``val/es``...).
+        mode: ``min`` or ``max``: whether a lower or a higher value is better.
+        patience_steps: training steps without an improvement of the metric after which training stops.
+        min_delta: the least change that counts as an improvement.
+
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val/loss",
+        mode: str = "min",
+        patience_steps: int | None = None,
+        min_delta: float = 0.0,
+    ) -> None:
+        if patience_steps is not None and patience_steps < 1:
+            from mendlight.errors import ConfigError
+
+            raise ConfigError(f"early_stopping.patience_steps must be at least 1, got {patience_steps}")
+        super().__init__(
+            monitor=monitor, mode=mode, patience=2**62, min_delta=min_delta, strict=False, verbose=True
+        )
+        self.patience_steps = patience_steps
+        self.best_step = 0
+        self._step = 0
+
+    def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
+        if self.patience_steps is None:
+            return
+        self._step = trainer.global_step
+        super()._run_early_stopping_check(trainer)
+
+    def _evaluate_stopping_criteria(self, current: torch.Tensor) -> tuple[bool, str | None]:
+        should_stop, reason = super()._evaluate_stopping_criteria(current)
+        if should_stop:
+            return should_stop, reason
+        if self.wait_count == 0:
+            self.best_step = self._step
+        elif self._step - self.best_step >= self.patience_steps:
+            from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
+
+            self.stopping_reason = EarlyStoppingReason.PATIENCE_EXHAUSTED
+            return True, (
+                f"{self.monitor} did not improve for {self._step - self.best_step} steps (patience "
+                f"{self.patience_steps}); best {float(self.best_score):.4f} at step {self.best_step}"
+            )
+        return False, reason
+
+    def state_dict(self) -> dict:
+        """Lightning's state plus the step of the best value."""
+        return {**super().state_dict(), "best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the state (a resumed run keeps counting steps from the best one)."""
+        super().load_state_dict(state_dict)
+        self.best_step = int(state_dict.get("best_step", 0))
+        self.patience = 2**62
 
 
 class TextProgress(Callback):

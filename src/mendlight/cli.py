@@ -20,7 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mendlight.callbacks import LastCheckpoint, TextProgress
+from mendlight.callbacks import LastCheckpoint, StepEarlyStopping, TextProgress
 from mendlight.checkpoints import SPECIAL_PATHS, check_agreement, fetch_remote, read_checkpoint, url_scheme
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
@@ -120,6 +120,7 @@ class MendLightCLI(LightningCLI):
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.add_lightning_class_args(StepEarlyStopping, "early_stopping")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",

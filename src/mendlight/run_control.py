@@ -24,6 +24,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, EarlyStopping, Timer
+from pytorch_lightning.callbacks.early_stopping import EarlyStoppingReason
 
 from mendlight.callbacks import LastCheckpoint
 from mendlight.errors import TrainingStopped
@@ -150,7 +151,8 @@ def end_reason(trainer: pl.Trainer) -> str:
     if trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step:
         return "max_steps"
     for callback in trainer.callbacks:
-        if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
+        stopped = getattr(callback, "stopping_reason", EarlyStoppingReason.NOT_STOPPED)
+        if isinstance(callback, EarlyStopping) and stopped != EarlyStoppingReason.NOT_STOPPED:
             return "early_stopping"
         if isinstance(callback, Timer) and (callback.time_remaining() or 1.0) <= 0:
             return "max_time"
@@ -165,14 +167,19 @@ class FitSummary(Callback):
     Fields: ``status`` (``running``, ``finished``, ``stopped``, ``failed``), ``finished`` (true only for a run
     that reached its end: ``max_steps``, ``max_epochs``, ``max_time`` or early stopping), ``reason``,
     ``global_step``, ``max_steps``, ``reached_max_steps``, ``best_checkpoint``, ``best_val_loss``,
-    ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``started``/``updated`` (ISO times), ``pid`` and
-    ``host``; ``error`` holds the message of a failure.
+    ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``started``/``updated`` (ISO times),
+    ``train_time_s`` (since training started in this process), ``validation_time_s`` and
+    ``validation_share`` (the part of it spent validating), ``pid`` and ``host``; ``error`` holds the message
+    of a failure.
     """
 
     def __init__(self) -> None:
         self.path: Path | None = None
         self._started = ""
         self._resumed_from: str | None = None
+        self._train_start: float | None = None
+        self._val_start: float | None = None
+        self._val_seconds = 0.0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Fix the file's path (every process reads the run directory together) and mark the run running."""
@@ -186,7 +193,18 @@ class FitSummary(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Add the checkpoint a resumed run started from (known once it is restored) and its step."""
         self._resumed_from = str(trainer.ckpt_path) if trainer.ckpt_path else None
+        self._train_start, self._val_seconds = time.monotonic(), 0.0
         self._write(trainer, pl_module, status="running", reason=None)
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start timing a validation inside training."""
+        self._val_start = time.monotonic() if self._train_start is not None else None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Add the validation's duration to the time spent validating."""
+        if self._val_start is not None:
+            self._val_seconds += time.monotonic() - self._val_start
+            self._val_start = None
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record a run that reached its end."""
@@ -224,6 +242,7 @@ class FitSummary(Callback):
             "best_val_loss": float(score) if score is not None else None,
             "last_checkpoint": (last.last_model_path or None) if last is not None else None,
             "skipped_steps": int(getattr(pl_module, "skipped_steps", 0) or 0),
+            **_fit_times(self._train_start, self._val_seconds),
             "resumed_from": self._resumed_from,
             "started": self._started,
             "updated": _now(),
@@ -233,6 +252,18 @@ class FitSummary(Callback):
         if error:
             summary["error"] = error
         write_json_atomic(self.path, _finite(summary))
+
+
+def _fit_times(start: float | None, validation: float) -> dict[str, float | None]:
+    """Seconds since training started (this process), of them validating, and the validation share."""
+    if start is None:
+        return {"train_time_s": None, "validation_time_s": None, "validation_share": None}
+    total = time.monotonic() - start
+    return {
+        "train_time_s": round(total, 3),
+        "validation_time_s": round(validation, 3),
+        "validation_share": round(validation / total, 4) if total > 0 else None,
+    }
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -167,3 +167,25 @@ def test_missing_files_are_one_message(tmp_path, monkeypatch, run_mendlight):
     code, _, err = run_mendlight(["edit", "-c", str(TINY), "--file", str(deep)])
     assert code == 2 and "deep.jsonl:1" in one_error_line(err)
     assert not list(tmp_path.glob("runs/*/version_*"))
+
+
+def test_early_stopping_with_a_patience_in_steps_on_the_tiny_config(tmp_path, monkeypatch, run_mendlight):
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "-c", str(TINY), "--trainer.max_steps", "400", "--trainer.val_check_interval", "5"]
+    args += ["--early_stopping.patience_steps", "10", "--early_stopping.monitor", "val/loss"]
+    args += ["--data.init_args.max_eval_records", "2", "--trainer.limit_val_batches", "2"]
+    code, _, err = run_mendlight(args)
+    assert code == 0, err[-3000:]
+    version = tmp_path / "runs" / "tiny_debug" / "version_0"
+    summary = _strict_json(version / "fit.json")
+    assert summary["finished"] is True and summary["reason"] == "early_stopping"
+    assert summary["global_step"] < 400
+    assert 0 < summary["validation_time_s"] < summary["train_time_s"]
+    assert summary["validation_share"] == pytest.approx(
+        summary["validation_time_s"] / summary["train_time_s"], abs=1e-3
+    )
+    ckpt = torch.load(version / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("StepEarlyStopping")]
+    assert 10 <= summary["global_step"] - state["best_step"] < 15  # stopped at the first validation due
+    # the best checkpoint (lowest val/loss) is the early stopper's best step
+    assert Path(summary["best_checkpoint"]).name == f"best-{state['best_step']}.ckpt"
