@@ -1,3 +1,4 @@
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -58,14 +59,43 @@ def test_save_edited_loads_with_plain_transformers(tmp_path):
     assert torch.allclose(reloaded(input_ids=ids).logits, expected, atol=1e-5)
 
 
-def test_greedy_continuations_follow_argmax():
-    model = load_base_model("tiny-random-llama")
-    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0]])
+def _argmax_loop(model, deltas, ids, mask, n, eos):
+    """The reference: a full forward at θ + Δ for every new token (no cache), argmax, stop at eos."""
+    from mendlight.models.functional import edited_params, model_logits
+
+    seq2seq = model.config.is_encoder_decoder
+    params = edited_params(model, deltas) if deltas else None
+    rows = []
+    for row, row_mask in zip(ids, mask, strict=True):
+        src = row[row_mask.bool()].unsqueeze(0)
+        seq = src.new_tensor([[model.config.decoder_start_token_id]]) if seq2seq else src
+        new = []
+        for _ in range(n):
+            inputs = {"input_ids": src, "attention_mask": torch.ones_like(src)}
+            if seq2seq:
+                inputs.update(decoder_input_ids=seq, decoder_attention_mask=torch.ones_like(seq))
+            else:
+                inputs.update(input_ids=seq, attention_mask=torch.ones_like(seq))
+            nxt = int(model_logits(model, inputs, params)[0, -1].argmax())
+            if nxt == eos:
+                break
+            new.append(nxt)
+            seq = torch.cat([seq, seq.new_tensor([[nxt]])], dim=1)
+        rows.append(new)
+    return rows
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neo", "t5", "bart"])
+def test_greedy_continuations_with_a_cache_equal_the_argmax_loop(family):
+    model = load_base_model(f"tiny-random-{family}")
+    before = state_fingerprint(model)
+    ids = torch.tensor([[5, 6, 7, 0], [8, 9, 0, 0], [40, 41, 42, 43]])
     mask = (ids != 0).long()
-    out = greedy_continuations(model, None, ids, mask, max_new_tokens=3)
-    assert [len(o) for o in out] == [3, 3]
-    first = model(input_ids=ids[:1, :3]).logits[0, -1].argmax().item()
-    assert out[0][0] == first
+    for deltas in (None, _deltas(model, scale=0.2)):
+        got = greedy_continuations(model, deltas, ids, mask, max_new_tokens=6, eos_token_id=2)
+        assert got == _argmax_loop(model, deltas, ids, mask, 6, 2)
+        assert all(2 not in row and len(row) <= 6 for row in got)
+    assert state_fingerprint(model) == before  # the edit was written in only while decoding
 
 
 def test_sequence_success_requires_every_target_token():

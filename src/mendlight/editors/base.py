@@ -128,6 +128,7 @@ class Editor(pl.LightningModule):
         self._samples: list[dict] = []
         self._chain = SequentialChain(self)
         self._nonfinite_run = 0  # consecutive skipped steps
+        self._unedited_outputs: dict[tuple, str] = {}  # greedy outputs of the unedited base, by prompt
         self._run_dir: Path | None = None
         #: set by ``--allow_other_base``: load a checkpoint trained on another base model (same shapes)
         self.allow_other_base = False
@@ -397,8 +398,20 @@ class Editor(pl.LightningModule):
             return [f"{'true' if p > 0.5 else 'false'} (p_true={p:.2f})" for p in probs]
         ids, mask = prompt_inputs(rows)
         eos, n = self.tokenizer.eos_token_id, max_new_tokens or self.hparams.sample_tokens
-        out = greedy_continuations(self.base, deltas, ids, mask, n, eos)
-        return [self.tokenizer.decode(o, skip_special_tokens=True) for o in out]
+        if deltas:
+            out = greedy_continuations(self.base, deltas, ids, mask, n, eos)
+            return [self.tokenizer.decode(o, skip_special_tokens=True) for o in out]
+        # The unedited model's output of a prompt never changes (the base is frozen): every validation
+        # shows the same sample edits, so their pre-edit outputs are decoded once.
+        keys = [(tuple(r[m.bool()].tolist()), n) for r, m in zip(ids, mask, strict=True)]
+        todo = [i for i, key in enumerate(keys) if key not in self._unedited_outputs]
+        if todo:
+            out = greedy_continuations(self.base, None, ids[todo], mask[todo], n, eos)
+            if len(self._unedited_outputs) > 4096:
+                self._unedited_outputs.clear()
+            for i, tokens in zip(todo, out, strict=True):
+                self._unedited_outputs[keys[i]] = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return [self._unedited_outputs[key] for key in keys]
 
     def _add_samples(self, batch: EditBatch, rows: list[dict], deltas: ParamDeltas) -> None:
         room = self.hparams.n_samples - len(self._samples)

@@ -203,32 +203,39 @@ def greedy_continuations(
     max_new_tokens: int,
     eos_token_id: int | None = None,
 ) -> list[list[int]]:
-    """Greedy continuation ids of each right-padded row at ``θ + Δ``, computed functionally.
+    """Greedy continuation ids of each right-padded row at ``θ + Δ``, with a KV cache.
 
     A decoder-only model continues the row itself; an encoder-decoder model reads the row with its encoder
-    and decodes from ``config.decoder_start_token_id`` (the start token is not returned). A plain loop
-    without a KV cache: meant for the handful of sample edits in reports, not bulk decoding.
+    and decodes from ``config.decoder_start_token_id`` (the start token is not returned). The edit is written
+    into the weights for the duration (:func:`materialised`, which restores the exact original tensors) and
+    each row is decoded by ``generate()`` with its KV cache: one pass over the prompt, then one token at a
+    time, instead of a full forward per new token. Decoding stops at ``eos_token_id`` (not returned).
     """
+    from transformers import GenerationConfig
+
     config = getattr(model, "config", None)
     seq2seq = bool(getattr(config, "is_encoder_decoder", False))
-    params = edited_params(model, deltas) if deltas else None
+    pad = getattr(config, "pad_token_id", None)
+    settings = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad if pad is not None else (eos_token_id if eos_token_id is not None else 0),
+        decoder_start_token_id=getattr(config, "decoder_start_token_id", None) if seq2seq else None,
+    )
     rows = []
-    for ids, mask in zip(input_ids, attention_mask, strict=True):
-        src = ids[mask.bool()].unsqueeze(0)
-        seq = src.new_tensor([[config.decoder_start_token_id]]) if seq2seq else src
-        new: list[int] = []
-        for _ in range(max_new_tokens):
-            inputs = {"input_ids": src, "attention_mask": torch.ones_like(src)}
-            if seq2seq:
-                inputs.update(decoder_input_ids=seq, decoder_attention_mask=torch.ones_like(seq))
-            else:
-                inputs.update(input_ids=seq, attention_mask=torch.ones_like(seq))
-            nxt = int(model_logits(model, inputs, params)[0, -1].argmax())
-            if eos_token_id is not None and nxt == eos_token_id:
-                break
-            new.append(nxt)
-            seq = torch.cat([seq, seq.new_tensor([[nxt]])], dim=1)
-        rows.append(new)
+    with materialised(model, deltas or {}):
+        for ids, mask in zip(input_ids, attention_mask, strict=True):
+            src = ids[mask.bool()].unsqueeze(0)
+            out = model.generate(
+                input_ids=src, attention_mask=torch.ones_like(src), generation_config=settings
+            )[0]
+            new = out[1:] if seq2seq else out[src.shape[1] :]
+            tokens = [int(t) for t in new]
+            if eos_token_id is not None and eos_token_id in tokens:
+                tokens = tokens[: tokens.index(eos_token_id)]
+            rows.append(tokens)
     return rows
 
 
