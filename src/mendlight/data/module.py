@@ -127,12 +127,16 @@ class EditDataModule(pl.LightningDataModule):
     @property
     def eval_batch_size(self) -> int:
         """Edits per validation/test batch (``eval_n_edits``, defaulting to ``n_edits``)."""
-        return self.hparams.eval_n_edits or self.hparams.n_edits
+        default = 1 if self.train_edits_independent else self.hparams.n_edits
+        return self.hparams.eval_n_edits or default
 
     @property
     def tok(self) -> PreTrainedTokenizerBase:
         """The tokenizer, loaded on first use with :func:`~mendlight.models.loading.load_tokenizer`."""
         from mendlight.models.loading import load_tokenizer
+        #: set by an editor training with ``independent_edits``: evaluation then edits one record at a time
+        #: unless ``eval_n_edits`` is given
+        self.train_edits_independent = False
 
         tok = load_tokenizer(self.hparams.tokenizer)
         if tok.pad_token_id is None:

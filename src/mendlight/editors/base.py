@@ -30,7 +30,7 @@ from mendlight.editors.evaluation import (
 from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
 from mendlight.editors.sequential import SequentialChain
-from mendlight.errors import CheckpointError, TrainingStopped, check_at_least
+from mendlight.errors import CheckpointError, ConfigError, TrainingStopped, check_at_least
 from mendlight.losses import kl_locality, masked_nll, sequence_success
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
@@ -43,6 +43,7 @@ from mendlight.models.functional import (
     state_fingerprint,
 )
 from mendlight.models.loading import load_base_model, load_tokenizer
+from mendlight.models.rowwise import RowwiseEdits
 from mendlight.models.split import BlockSplit
 from mendlight.reporting import METRIC_KEYS
 
@@ -71,6 +72,10 @@ class Editor(pl.LightningModule):
             are edited one after another in chains of N edits (batches), each edit made on the model the
             previous ones left (materialised), and every edit of a chain is evaluated after its last edit
             (the lifelong protocol).
+        independent_edits: train on the ``n_edits`` records of a training batch as that many *separate* edits,
+            each scored on its own rephrase and locality rows, in one vectorised pass (editors that can edit
+            row by row: MEND); evaluation then edits one record at a time unless ``eval_n_edits`` says
+            otherwise. False (default): the records of a batch are one batched edit (their updates summed).
         max_nonfinite_steps: stop training with an error after this many consecutive steps whose loss or
             gradients were not finite (each is skipped and counted in ``skipped_steps``); such a run is
             diverging, typically from a learning rate far too high.
@@ -82,6 +87,8 @@ class Editor(pl.LightningModule):
     requires_training: ClassVar[bool] = True
     #: False for editors whose edit is not a change of the weights (Cache): ``edit --save`` refuses them.
     edits_weights: ClassVar[bool] = True
+    #: True for editors implementing :meth:`edit_rowwise` (``independent_edits`` training).
+    edits_rowwise: ClassVar[bool] = False
     #: Init arguments that choose how an editor is evaluated, not what it learned: ``test``/``predict`` with
     #: ``--ckpt_path`` keep the values given on the command line or in the config for these instead of the
     #: ones saved in the checkpoint's hyperparameters (:meth:`mendlight.cli.MendLightCLI._parse_ckpt_path`).
@@ -102,6 +109,7 @@ class Editor(pl.LightningModule):
         n_samples: int = 8,
         sample_tokens: int = 8,
         sequential: int = 0,
+        independent_edits: bool = False,
         max_nonfinite_steps: int = 50,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
@@ -112,6 +120,11 @@ class Editor(pl.LightningModule):
         check_at_least(owner, "sample_tokens", sample_tokens, 1)
         check_at_least(owner, "c_edit", c_edit, 0)
         check_at_least(owner, "c_loc", c_loc, 0)
+        if independent_edits and not self.edits_rowwise:
+            raise ConfigError(
+                f"{owner}: independent_edits needs an editor that edits row by row (MEND); {owner} cannot: "
+                "leave it false"
+            )
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
         self.optimizer_factory = optimizer
@@ -151,6 +164,15 @@ class Editor(pl.LightningModule):
         """
         raise NotImplementedError
 
+    def edit_rowwise(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> RowwiseEdits:
+        """The k rows of ``rows`` as k separate edits, each applicable to its own rows only.
+
+        Used by ``independent_edits`` training; editors that support it set :attr:`edits_rowwise`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot edit row by row")
+
     def pre_edit_deltas(self) -> ParamDeltas | None:
         """The deltas of the model an edit starts from, relative to the frozen base: None (the base itself).
 
@@ -172,6 +194,8 @@ class Editor(pl.LightningModule):
         """
         datamodule = getattr(self.trainer, "datamodule", None)
         self.attach_datamodule(datamodule)
+        if datamodule is not None and hasattr(datamodule, "train_edits_independent"):
+            datamodule.train_edits_independent = bool(self.hparams.get("independent_edits"))
         if datamodule is not None and hasattr(datamodule, "eval_chain_batches"):
             datamodule.eval_chain_batches = max(1, int(self.hparams.sequential)) if stage == "test" else 1
         trainer = self.trainer
@@ -236,9 +260,16 @@ class Editor(pl.LightningModule):
         with torch.no_grad():
             (pre_loc,) = stack.split(self.forward_rows(loc_rows, self.pre_edit_deltas(), loc_hidden), "loc")
         edit_rows, edit_hidden = stack.select("edit")
-        deltas = self.edit(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
         post_rows, post_hidden = stack.select("equiv", "loc")
-        post_equiv, post_loc = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "equiv", "loc")
+        if self.hparams.get("independent_edits") and num_rows(edit_rows) > 1:
+            edits = self.edit_rowwise(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
+            owner = torch.cat([equiv["edit_index"], loc["edit_index"]])  # the edit of each post row
+            with edits.applied(self.base, owner):
+                post = self.forward_params(post_rows, None, post_hidden)
+        else:
+            deltas = self.edit(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
+            post = self.forward_rows(post_rows, deltas, post_hidden)
+        post_equiv, post_loc = stack.split(post, "equiv", "loc")
         loss_edit = masked_nll(post_equiv, equiv["labels"])
         loss_loc = kl_locality(pre_loc, post_loc, score_mask(loc))
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc

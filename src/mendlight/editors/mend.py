@@ -19,11 +19,15 @@ from mendlight.losses import edit_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
 from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import ParamDeltas
+from mendlight.models.rowwise import RowwiseEdits, pad_by_row
 from mendlight.nn import INITS, GradientTransform, pseudo_gradient
 
 
 class MEND(Editor):
     """The MEND editor: learned gradient transforms that turn one fine-tuning gradient into an edit.
+
+    With ``independent_edits`` (an option of every editor; MEND supports it) a training batch of k records
+    trains k separate edits in one vectorised pass (:meth:`edit_rowwise`).
 
     Args:
         rank: rank of the low-rank residual layers of the editor networks (paper: 1920).
@@ -40,6 +44,8 @@ class MEND(Editor):
         **kwargs: base-model, loss and optimizer options of :class:`~mendlight.editors.base.Editor`.
 
     """
+
+    edits_rowwise = True
 
     def __init__(
         self,
@@ -107,23 +113,63 @@ class MEND(Editor):
         self.transforms = nn.ModuleDict(nets)
         self.alpha = nn.Parameter(torch.full((len(self.edit_names),), float(edit_lr)))
 
-    def edit(
-        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
-    ) -> ParamDeltas:
-        """MEND's edit: one forward/backward of the edit loss, transformed factors, ``W − α Σ δ̃ ũᵀ``."""
+    def transformed_factors(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One forward/backward of the edit loss; each edited weight's transformed factors and their rows.
+
+        Returns:
+            ``{weight name: (ũ [N, in], δ̃ [N, out], row [N])}``: the transformed factors of the tokens kept
+            by the gradient transform (both factors non-zero) and the edit row each token belongs to.
+
+        """
         if hidden is None:
             hidden = self.bottom(rows)  # the blocks below the edited ones: once, without gradients
         leaves = {n: self.base.get_parameter(n).detach().requires_grad_(True) for n in self.edit_names}
         with torch.enable_grad(), FactorCapture(self.base, self.edit_names) as capture:
             logits = self.forward_params(rows, leaves, hidden)
             capture.backward(edit_nll(logits, rows["labels"]))
-        deltas: ParamDeltas = {}
-        for i, name in enumerate(self.edit_names):
+        n_rows = int(rows["input_ids"].shape[0])
+        out = {}
+        for name in self.edit_names:
             key, mode = self.route[name]
             u, delta = capture.factors(name)
+            # the rows the transform keeps (padding and tokens without a gradient are dropped), in order
+            keep = (u != 0).any(dim=-1) & (delta != 0).any(dim=-1)
+            row = torch.arange(u.shape[0], device=u.device) // max(u.shape[0] // max(n_rows, 1), 1)
             u_t, d_t = self.transforms[key](u, delta, mode)
+            out[name] = (u_t, d_t, row[keep])
+        return out
+
+    def edit(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
+        """MEND's edit: one forward/backward of the edit loss, transformed factors, ``W − α Σ δ̃ ũᵀ``.
+
+        The k rows of ``rows`` are k simultaneous edits: their updates are summed (a batched edit).
+        """
+        factors = self.transformed_factors(rows, hidden)
+        deltas: ParamDeltas = {}
+        for i, name in enumerate(self.edit_names):
+            u_t, d_t, _ = factors[name]
             deltas[name] = -self.alpha[i] * pseudo_gradient(u_t, d_t, self.conv1d[name])
         return deltas
+
+    def edit_rowwise(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
+    ) -> RowwiseEdits:
+        """The k rows of ``rows`` as k separate edits, in factored form (see :mod:`mendlight.models.rowwise`).
+
+        Edit i's update of each weight is exactly the update :meth:`edit` makes from row i alone, ``−α Σ_t δ̃_t
+        ũ_tᵀ`` over its tokens; it is never formed as a matrix.
+        """
+        k = int(rows["input_ids"].shape[0])
+        factors = {}
+        for i, (name, (u_t, d_t, row)) in enumerate(self.transformed_factors(rows, hidden).items()):
+            u = pad_by_row(u_t.float(), row, k)
+            d = pad_by_row(-self.alpha[i] * d_t.float(), row, k)
+            factors[name] = (u, d)
+        return RowwiseEdits(factors)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Two parameter groups: the editor networks at the optimizer's lr, α at ``lr_lr`` (spec §1.9)."""
