@@ -76,6 +76,20 @@ def edit_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (per_row / mask.sum(-1).clamp_min(1)).sum()
 
 
+def packed_edit_nll(
+    logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n_rows: int
+) -> torch.Tensor:
+    """:func:`edit_nll` on packed logits: ``[N, V]`` at the scored tokens, their labels and edit rows ``[N]``.
+
+    The sum over the ``n_rows`` edit rows of each row's mean token NLL, in float32.
+    """
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    nll = F.cross_entropy(logits.float(), labels, reduction="none")
+    per_row = torch.zeros(n_rows, dtype=nll.dtype, device=nll.device).index_add(0, rows, nll)
+    return (per_row / torch.bincount(rows, minlength=n_rows).clamp_min(1)).sum()
+
+
 def kl_locality(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``KL(p_pre ‖ p_post)`` per position, averaged over positions where ``mask`` is 1 (float32).
 

@@ -31,7 +31,7 @@ from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
 from mendlight.editors.sequential import SequentialChain
 from mendlight.errors import CheckpointError, ConfigError, TrainingStopped, check_at_least
-from mendlight.losses import kl_locality, masked_nll, sequence_success
+from mendlight.losses import binary_as_tokens, kl_locality, masked_nll
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
     ParamDeltas,
@@ -44,6 +44,7 @@ from mendlight.models.functional import (
 )
 from mendlight.models.loading import load_base_model, load_tokenizer
 from mendlight.models.rowwise import RowwiseEdits
+from mendlight.models.scored_head import has_token_head, scored_positions_only
 from mendlight.models.split import BlockSplit
 from mendlight.reporting import METRIC_KEYS
 
@@ -234,6 +235,27 @@ class Editor(pl.LightningModule):
             return self.splitter.top(hidden, rows["input_ids"], rows["attention_mask"], params)
         return model_logits(self.base, model_inputs(rows), params or None)
 
+    def scored_logits(self, rows: TokenRows, positions: torch.Tensor, forward) -> torch.Tensor:
+        """The logits of ``forward()`` over ``rows`` at ``positions`` only, ``[N, classes]``, row-major.
+
+        For a language model the output head runs on those positions only (see
+        :mod:`mendlight.models.scored_head`): a training step reads a few target tokens and the locality
+        positions, so most of the head's work (the largest matrix of a forward pass) and every full-size
+        logits tensor are avoided. A classifier's ``[rows]`` logits become the two-class token form of
+        :func:`mendlight.losses.binary_as_tokens`.
+
+        Args:
+            rows: the rows ``forward`` runs on.
+            positions: ``[rows, positions]`` boolean mask (see :func:`_token_labels`).
+            forward: computes the rows' logits (e.g. ``lambda: self.forward_rows(rows, deltas, hidden)``).
+
+        """
+        if rows["labels"].ndim == 2 and has_token_head(self.base):
+            with scored_positions_only(self.base, positions):
+                return forward()[0]
+        logits = binary_as_tokens(forward())
+        return logits[positions]
+
     def forward_rows(
         self, rows: TokenRows, deltas: ParamDeltas | None = None, hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -253,25 +275,41 @@ class Editor(pl.LightningModule):
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: EditBatch, batch_idx: int) -> torch.Tensor | None:
-        """One training step: edit, then ``c_edit·NLL(equiv) + c_loc·KL(pre‖post)`` on locality rows."""
+        """One training step: edit, then ``c_edit·NLL(equiv) + c_loc·KL(pre‖post)`` on locality rows.
+
+        Logits are computed only where the losses read them (:meth:`scored_logits`): the rephrases' target
+        tokens and the locality KL's positions, packed in row-major order.
+        """
         equiv, loc = batch["equiv"], batch["loc"]
         stack = RowStack(self, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
         loc_rows, loc_hidden = stack.select("loc")
         with torch.no_grad():
-            (pre_loc,) = stack.split(self.forward_rows(loc_rows, self.pre_edit_deltas(), loc_hidden), "loc")
+            pre_deltas = self.pre_edit_deltas()
+            pre_loc = self.scored_logits(
+                loc_rows, _kl_positions(loc_rows), lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
+            )
         edit_rows, edit_hidden = stack.select("edit")
         post_rows, post_hidden = stack.select("equiv", "loc")
+        n_equiv = num_rows(equiv)
+        targets = _token_labels(post_rows)[:n_equiv] != -100
+        positions = torch.cat([targets, _kl_positions(post_rows)[n_equiv:]])
         if self.hparams.get("independent_edits") and num_rows(edit_rows) > 1:
             edits = self.edit_rowwise(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
             owner = torch.cat([equiv["edit_index"], loc["edit_index"]])  # the edit of each post row
             with edits.applied(self.base, owner):
-                post = self.forward_params(post_rows, None, post_hidden)
+                post = self.scored_logits(
+                    post_rows, positions, lambda: self.forward_params(post_rows, None, post_hidden)
+                )
         else:
             deltas = self.edit(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
-            post = self.forward_rows(post_rows, deltas, post_hidden)
-        post_equiv, post_loc = stack.split(post, "equiv", "loc")
-        loss_edit = masked_nll(post_equiv, equiv["labels"])
-        loss_loc = kl_locality(pre_loc, post_loc, score_mask(loc))
+            post = self.scored_logits(
+                post_rows, positions, lambda: self.forward_rows(post_rows, deltas, post_hidden)
+            )
+        n_targets = int(targets.sum())
+        post_equiv, post_loc = post[:n_targets], post[n_targets:]
+        equiv_labels = _token_labels(post_rows)[:n_equiv][targets]
+        loss_edit = masked_nll(post_equiv.unsqueeze(1), equiv_labels.unsqueeze(1))
+        loss_loc = kl_locality(pre_loc.unsqueeze(1), post_loc.unsqueeze(1), torch.ones_like(post_loc[:, :1]))
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
         k = num_rows(batch["edit"])
         if not self._agreed(bool(torch.isfinite(loss))):
@@ -279,7 +317,10 @@ class Editor(pl.LightningModule):
             self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=k)
             return None
         with torch.no_grad():
-            es_equiv = sequence_success(post_equiv, equiv["labels"]).float().mean()
+            rows = targets.nonzero()[:, 0]
+            hits = torch.bincount(rows, (post_equiv.argmax(-1) == equiv_labels).float(), minlength=n_equiv)
+            counts = torch.bincount(rows, minlength=n_equiv)
+            es_equiv = ((hits == counts) & (counts > 0)).float().mean()  # every target token right
         self.log_dict(
             {
                 "train/loss": loss,
@@ -573,6 +614,18 @@ class Editor(pl.LightningModule):
                     "it to this one deliberately"
                 )
             log.warning("%s (allowed by --allow_other_base)", message)
+
+
+def _token_labels(rows: TokenRows) -> torch.Tensor:
+    """Labels as ``[rows, positions]`` (a classifier's ``[rows]`` labels become one position per row)."""
+    labels = rows["labels"]
+    return labels if labels.ndim == 2 else labels.unsqueeze(1)
+
+
+def _kl_positions(rows: TokenRows) -> torch.Tensor:
+    """The positions the locality KL reads, ``[rows, positions]`` (every row of a classifier)."""
+    mask = score_mask(rows).bool()
+    return mask if mask.ndim == 2 else mask.unsqueeze(1)
 
 
 def _positions(batch: EditBatch, n: int) -> list[int | None]:

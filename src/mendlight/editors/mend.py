@@ -15,11 +15,12 @@ from torch import nn
 from mendlight.data.batch import CondRows, TokenRows
 from mendlight.editors.base import Editor
 from mendlight.errors import ConfigError, check_at_least
-from mendlight.losses import edit_nll
+from mendlight.losses import edit_nll, packed_edit_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
 from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import ParamDeltas
 from mendlight.models.rowwise import RowwiseEdits, pad_by_row
+from mendlight.models.scored_head import has_token_head, scored_positions_only
 from mendlight.nn import INITS, GradientTransform, pseudo_gradient
 
 
@@ -126,9 +127,16 @@ class MEND(Editor):
         if hidden is None:
             hidden = self.bottom(rows)  # the blocks below the edited ones: once, without gradients
         leaves = {n: self.base.get_parameter(n).detach().requires_grad_(True) for n in self.edit_names}
+        labels = rows["labels"]
         with torch.enable_grad(), FactorCapture(self.base, self.edit_names) as capture:
-            logits = self.forward_params(rows, leaves, hidden)
-            capture.backward(edit_nll(logits, rows["labels"]))
+            if labels.ndim == 2 and has_token_head(self.base):  # the head runs on the target tokens only
+                targets = labels != -100
+                with scored_positions_only(self.base, targets):
+                    packed = self.forward_params(rows, leaves, hidden)[0]
+                loss = packed_edit_nll(packed, labels[targets], targets.nonzero()[:, 0], labels.shape[0])
+            else:
+                loss = edit_nll(self.forward_params(rows, leaves, hidden), labels)
+            capture.backward(loss)
         n_rows = int(rows["input_ids"].shape[0])
         out = {}
         for name in self.edit_names:
