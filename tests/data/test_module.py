@@ -236,16 +236,19 @@ def test_stage_loads_only_needed_splits(tmp_path):
 
 def test_embedded_facts(tmp_path, monkeypatch):
     monkeypatch.setenv("MENDLIGHT_CACHE", str(tmp_path))
-    dm = EditDataModule(tokenizer=TOK, n_edits=2, max_train_records=10, max_eval_records=4)
+    small = {"max_per_relation": 40}  # a quick build (tests/data/test_facts.py checks the default one)
+    dm = EditDataModule(
+        tokenizer=TOK, n_edits=2, max_train_records=10, max_eval_records=4, dataset_options=small
+    )
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.splits["train"]) == 10 and len(dm.splits["val"]) == 4
     batch = next(iter(dm.val_dataloader()))
-    assert "true" in batch and batch["equiv"]["input_ids"].shape[0] == 2 * 2  # two held-out rephrases each
+    assert "true" in batch and batch["equiv"]["input_ids"].shape[0] == 2 * 3  # three held-out rephrases each
     for i, target in enumerate(batch["meta"]["targets"]):
         assert _labeled(dm, batch["edit"], i) == " " + target
     assert module_mod.EMBEDDED_DATASETS == ("facts", "facts-qa", "claims", "generation")
-    qa = EditDataModule(dataset="facts-qa", tokenizer=TOK)
+    qa = EditDataModule(dataset="facts-qa", tokenizer=TOK, dataset_options=small)
     qa.setup("test")
     assert all(r.prompt.startswith("Q: ") for r in qa.records("test"))
     claims = EditDataModule(dataset="claims", tokenizer="tiny-random-bert")

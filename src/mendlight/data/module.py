@@ -75,6 +75,7 @@ class EditDataModule(pl.LightningDataModule):
         max_eval_records: int | None = None,
         seed: int = 0,
         num_workers: int = 0,
+        dataset_options: dict[str, Any] | None = None,
     ) -> None:
         """Configure the data; nothing is read or tokenised until ``prepare_data``/``setup``.
 
@@ -100,6 +101,14 @@ class EditDataModule(pl.LightningDataModule):
             max_eval_records: use only the first N records of the validation and of the test split.
             seed: seed of the training shuffle and of the rephrase/locality sampling.
             num_workers: DataLoader worker processes.
+            dataset_options: options of an embedded dataset's builder (CLI:
+                ``--data.init_args.dataset_options '{"split_by": "relation"}'``), e.g. for ``facts`` and
+                ``facts-qa``: ``split_by`` (``"subject"``, the default, or ``"relation"``: some relations
+                only in val, others only in test, never in train), ``max_per_relation``, ``n_cities``,
+                ``min_population``, ``val_fraction``, ``test_fraction``, ``n_locality``; ``claims`` and
+                ``generation`` take their builders' options. Each distinct set of options is built and
+                cached once. Unknown names or refused values raise :class:`~mendlight.errors.ConfigError`
+                naming the accepted options; a records directory takes none.
 
         """
         super().__init__()
@@ -114,6 +123,9 @@ class EditDataModule(pl.LightningDataModule):
             ("num_workers", num_workers, 0),
         ):
             check_at_least("EditDataModule", name, value, low)
+        from mendlight.data.builders.options import check_dataset_options
+
+        dataset_options = check_dataset_options(dataset, dataset_options) or None
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
         self._train_sampler: ResumableShuffleSampler | None = None
@@ -121,6 +133,9 @@ class EditDataModule(pl.LightningDataModule):
         self._encoder: RowEncoder | None = None
         #: batches per evaluation unit kept on one process: the chain length of a sequential test, else 1
         self.eval_chain_batches = 1
+        #: set by an editor training with ``independent_edits``: evaluation then edits one record at a time
+        #: unless ``eval_n_edits`` is given
+        self.train_edits_independent = False
 
     # ------------------------------------------------------------------ sizes, tokenizer, files
 
@@ -134,9 +149,6 @@ class EditDataModule(pl.LightningDataModule):
     def tok(self) -> PreTrainedTokenizerBase:
         """The tokenizer, loaded on first use with :func:`~mendlight.models.loading.load_tokenizer`."""
         from mendlight.models.loading import load_tokenizer
-        #: set by an editor training with ``independent_edits``: evaluation then edits one record at a time
-        #: unless ``eval_n_edits`` is given
-        self.train_edits_independent = False
 
         tok = load_tokenizer(self.hparams.tokenizer)
         if tok.pad_token_id is None:
@@ -146,22 +158,23 @@ class EditDataModule(pl.LightningDataModule):
     def dataset_dir(self) -> Path:
         """Return the directory of the split files, building an embedded dataset if needed."""
         dataset = self.hparams.dataset
+        options = dict(self.hparams.get("dataset_options") or {})
         if dataset == "facts":
             from mendlight.data.builders.facts import build_facts
 
-            return build_facts()
+            return build_facts(**options)
         if dataset == "facts-qa":
             from mendlight.data.builders.facts import build_facts
 
-            return build_facts(prompt_style="question")
+            return build_facts(prompt_style="question", **options)
         if dataset == "claims":
             from mendlight.data.builders.claims import build_claims
 
-            return build_claims()
+            return build_claims(**options)
         if dataset == "generation":
             from mendlight.data.builders.generation import build_generation
 
-            return build_generation(model=self.hparams.tokenizer)
+            return build_generation(model=self.hparams.tokenizer, **options)
         path = Path(dataset).expanduser()
         if not path.is_dir():
             raise RecordFileNotFoundError(

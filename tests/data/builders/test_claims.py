@@ -36,7 +36,8 @@ def _claim_texts(rel, subject, value, kind):
 
 
 def test_claim_templates_are_declarative_and_split():
-    assert set(CLAIM_TEMPLATES) == set(RELATION_TEMPLATES)
+    assert set(CLAIM_TEMPLATES) <= set(RELATION_TEMPLATES)  # the claims cover the six original relations
+    assert claims_mod.CLAIM_RELATIONS == tuple(CLAIM_TEMPLATES)
     for rel, groups in CLAIM_TEMPLATES.items():
         train, heldout = groups["train"], groups["heldout"]
         assert len(train) >= 4 and len(heldout) >= 2 and not set(train) & set(heldout), rel
@@ -50,7 +51,7 @@ def test_records_are_valid_classification_claims(built):
     everything = _all(records)
     assert len(everything) == manifest["total"] >= 3000
     assert len({r.id for r in everything}) == len(everything)
-    facts = collect_facts(FactOptions())
+    facts = collect_facts(ClaimOptions().fact_options())
     pools = {rel: set(table.values()) for rel, table in facts.items()}
     for r in everything:
         assert r.task == "classification"
@@ -87,7 +88,7 @@ def test_flip_rate_is_about_one_half_and_seeded(built):
         group = [f for f, r in zip(flips, everything, strict=True) if r.target_true == label]
         assert 0.43 < sum(group) / len(group) < 0.57
     assert manifest["flipped"] == {s: sum(r.meta["flipped"] for r in records[s]) for s in SPLITS}
-    facts = collect_facts(FactOptions())
+    facts = collect_facts(ClaimOptions().fact_options())
     again = make_claim_records(facts, 0, ClaimOptions())
     assert [r.target_new for r in again["train"]] == [r.target_new for r in records["train"]]
     other = make_claim_records(facts, 1, ClaimOptions())
@@ -143,7 +144,7 @@ def test_locality_is_other_subjects_of_the_split_with_gold_labels(built):
 
 
 def test_counterfactuals_are_seeded_values_of_the_same_relation():
-    facts = collect_facts(FactOptions())
+    facts = collect_facts(ClaimOptions().fact_options())
     claims = make_claims(facts, 0)
     assert claims == make_claims(facts, 0) and claims != make_claims(facts, 1)
     by_fact = defaultdict(dict)
@@ -181,6 +182,9 @@ def test_pairs_and_options(built):
         build_claims(out, n_claims=3)
     with pytest.raises(ValueError, match="flip_prob"):
         ClaimOptions(flip_prob=1.5)
+    with pytest.raises(ValueError, match="subject only"):
+        ClaimOptions(split_by="relation")
+    assert {r.relation for r in read_records(out / "test.jsonl")} == set(claims_mod.CLAIM_RELATIONS)
 
 
 def test_refuses_to_overwrite_other_files(tmp_path):

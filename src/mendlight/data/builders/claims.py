@@ -18,7 +18,10 @@ so the labels are balanced exactly, in every split and relation. One claim is on
 * ``locality``: claims about other subjects of the same split with their gold labels, alternating unrelated
   claims (other relations) and same-relation neighbours in the edit's own template, with both labels.
 
-Splits are the facts' subject-disjoint splits (:func:`~mendlight.data.builders.facts.assign_split`). Builds
+The claims cover the six original fact relations (:data:`CLAIM_RELATIONS`: ``capital``, ``official_language``,
+``currency``, ``continent``, ``subregion``, ``city_country`` with the 1,000 most populous unambiguous cities),
+not the fact dataset's newer relations. Splits are the facts' subject-disjoint splits
+(:func:`~mendlight.data.builders.facts.assign_split`; ``split_by="relation"`` is not offered). Builds
 are deterministic and cached by content hash under ``cache_root()/"data"/"claims-<hash>"``::
 
     python -m mendlight.data.builders.claims --seed 0
@@ -39,7 +42,6 @@ from pathlib import Path
 
 from mendlight.data.builders import facts as _facts
 from mendlight.data.builders.facts import (
-    RELATIONS,
     FactOptions,
     assign_split,
     collect_facts,
@@ -60,6 +62,9 @@ from mendlight.data.records import CLASS_LABELS, EditRecord, LocalityItem, read_
 
 BUILDER_VERSION = "1"
 TRUE, FALSE = "true", "false"
+#: The relations that have claim templates: the claims are made of these relations' facts only.
+CLAIM_RELATIONS: tuple[str, ...] = tuple(CLAIM_TEMPLATES)
+RELATIONS = CLAIM_RELATIONS
 
 
 @dataclass(frozen=True)
@@ -67,16 +72,20 @@ class ClaimOptions(FactOptions):
     """Options of the claim builder: the fact builder's options plus the edit-label flip probability.
 
     Attributes:
+        n_cities: number of ``city_country`` facts (1,000 here, as before the fact dataset grew).
         flip_prob: probability that a record's ``target_new`` is the flipped gold label (spec §5.3: 0.5).
 
     """
 
+    n_cities: int = 1000
     flip_prob: float = 0.5
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ValueError("flip_prob must lie in [0, 1]")
+        if self.split_by != "subject":
+            raise ValueError("the claim builder splits by subject only (split_by='subject')")
 
     def fact_options(self) -> FactOptions:
         """Return the fact-builder part of the options (shares the facts' cached tables)."""
@@ -106,11 +115,14 @@ def make_claims(facts: dict[str, dict[str, str]], seed: int) -> list[Claim]:
         seed: seed of the counterfactual values.
 
     Returns:
-        The claims, sorted; facts whose relation has no other value are skipped.
+        The claims of the relations of :data:`CLAIM_RELATIONS`, sorted; facts whose relation has no other
+        value are skipped.
 
     """
     claims: list[Claim] = []
     for rel, table in facts.items():
+        if rel not in CLAIM_TEMPLATES:
+            continue
         pool = sorted(set(table.values()))
         for subj, true in table.items():
             others = [v for v in pool if v != true]

