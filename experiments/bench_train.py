@@ -1,0 +1,138 @@
+"""Benchmark MEND training on the real SmolLM2: edits trained per second, the step against its floor, memory.
+
+Reported, not asserted. Usage: python experiments/bench_train.py [--out FILE.md] [--steps N] [--ks 1 4 10]
+
+A training step of k independent edits (``independent_edits``; k = 1 is the plain single-edit step) on real
+``facts-qa`` batches (one rephrase and 2 locality rows per edit): edit pass, post-edit pass, losses, backward,
+Adam. Its floor is the frozen bottom pass (the 27 blocks below the edited ones, once over every row of the
+step), which no step can skip; the table gives the step's time and FLOPs against it. One validation edit
+(the editor's ``validation_step``, with its share of the sample table) is timed too. The script runs on older
+commits as well (without ``independent_edits`` it measures k = 1), which is how the "before" rows were made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from mendlight.data.module import EditDataModule
+from mendlight.editors import MEND
+from mendlight.editors.rows import RowStack
+from mendlight.reporting import machine_info
+
+
+def _flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10])
+    parser.add_argument("--label", default="")
+    parser.add_argument("--dataset", default="facts-qa", help="embedded dataset or a records directory")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    data = EditDataModule(dataset=args.dataset, tokenizer="smollm2-135m", n_loc=2, max_length=64)
+    data.setup("fit")
+    records = data.records("train")
+    rows = []
+    for k in args.ks:
+        try:
+            mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5, independent_edits=k > 1)
+        except TypeError:  # a commit without independent_edits
+            if k > 1:
+                continue
+            mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
+        mend.log_dict = mend.log = lambda *a, **kw: None  # outside a Trainer
+        opt = torch.optim.Adam([p for p in mend.parameters() if p.requires_grad], lr=1e-4)
+
+        def step(batch, mend=mend, opt=opt) -> None:
+            loss = mend.training_step(batch, 0)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            mend.on_train_batch_end(None, batch, 0)
+
+        batches = [data.make_batch(records[i * k : (i + 1) * k], train=True) for i in range(args.steps + 2)]
+        for batch in batches[:2]:
+            step(batch)  # warm-up; fills the normalisation statistics
+        times, floors = [], []
+        for batch in batches[2:]:
+            start = time.perf_counter()
+            step(batch)
+            times.append(time.perf_counter() - start)
+            groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
+            start = time.perf_counter()
+            RowStack(mend, groups)  # the bottom pass alone
+            floors.append(time.perf_counter() - start)
+        batch = batches[2]
+        groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
+        step_flops = _flops(lambda batch=batch: step(batch))
+        floor_flops = _flops(lambda groups=groups, mend=mend: RowStack(mend, groups))
+        median, floor = statistics.median(times), statistics.median(floors)
+        rows.append((k, median, k / median, floor, step_flops, floor_flops))
+        print(f"k={k}: {median:.3f} s/step, {k / median:.2f} edits/s, floor {floor:.3f} s", flush=True)
+
+    # one validation edit, as validation runs it (the first n_samples records also decode sample outputs)
+    mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
+    mend.log_dict = mend.log = lambda *a, **kw: None
+    mend.train()
+    for i in range(3):
+        mend.edit(data.make_batch([records[i]], train=True)["edit"])
+    mend.eval()
+    val = [data.make_batch([r], train=False) for r in data.records("val")[:20]]
+    mend.on_validation_epoch_start()
+    start = time.perf_counter()
+    for i, batch in enumerate(val):
+        mend.validation_step(batch, i)
+    per_val_edit = (time.perf_counter() - start) / len(val)
+
+    ks = " ".join(map(str, args.ks))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines = [
+        f"## Training throughput{(' — ' + args.label) if args.label else ''}",
+        "",
+        f"- command: `python experiments/bench_train.py --steps {args.steps} --ks {ks}`"
+        + (f" --dataset {args.dataset}" if args.dataset != "facts-qa" else ""),
+        f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; commit {machine_info()['commit']}",
+        f"- data: `{args.dataset}` training records, one rephrase and 2 locality rows per edit; rank 256",
+        "",
+        "| edits per step | s / step | edits / s | bottom-pass floor (s) | × floor (time) | GFLOP / step "
+        "| × floor (FLOPs) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, median, rate, floor, flops, floor_flops in rows:
+        lines.append(
+            f"| {k} | {median:.3f} | {rate:.2f} | {floor:.3f} | {median / floor:.1f} | {flops / 1e9:.1f} "
+            f"| {flops / max(floor_flops, 1):.1f} |"
+        )
+    lines += [
+        "",
+        f"One validation edit (20 edits, of which the first 8 also decode the sample table): "
+        f"{per_val_edit:.3f} s per edit.",
+        f"Peak resident memory of the process: {peak_mb:.0f} MB.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
