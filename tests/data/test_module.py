@@ -487,3 +487,25 @@ def test_condition_rows_for_knowledge_editor():
     assert texts[0] == f"{records[0].target_true} >> {records[0].target_new} || {records[0].prompt}"
     assert texts[1] == records[1].prompt + records[1].target_new  # generation: the edit sequence itself
     assert texts[2] == " >> Q || P is"  # no old target
+
+
+@pytest.mark.parametrize("equiv_from", ["prompt_and_rephrases", "rephrases"])
+def test_equiv_from_chooses_the_training_equivalence_row(data_dir, equiv_from):
+    from mendlight.errors import ConfigError
+
+    dm = _dm(data_dir, n_loc=1, equiv_from=equiv_from)
+    tok = dm.tok
+    records = dm.records("train")
+    used_prompt = 0
+    for record in records:
+        batch = dm.make_batch([record], train=True)
+        row = batch["equiv"]["input_ids"][0][batch["equiv"]["attention_mask"][0].bool()]
+        text = tok.decode(row, skip_special_tokens=True)
+        assert any(text.startswith(p) for p in (record.prompt, *record.rephrases))
+        used_prompt += text.startswith(record.prompt)
+    if equiv_from == "rephrases":
+        assert used_prompt == 0
+    else:
+        assert 0 < used_prompt < len(records)  # a seeded choice among the prompt and the two rephrases
+    with pytest.raises(ConfigError, match="equiv_from"):
+        EditDataModule(dataset=str(data_dir), tokenizer=TOK, equiv_from="prompt")

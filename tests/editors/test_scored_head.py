@@ -80,3 +80,33 @@ def test_every_editor_still_trains_a_step_with_packed_logits(tmp_path):
         loss.backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in editor.trainable_parameters())
     assert set(EDITORS) >= {"ENN", "KE", "MEND"}
+
+
+def test_loc_kl_answer_compares_only_the_answer_tokens(tmp_path):
+    from mendlight.editors import MEND
+    from mendlight.errors import ConfigError
+
+    editor, dm, kind = _setup("llama", "MEND", tmp_path)
+    batch = dm.make_batch(_records(kind, 2), train=True)
+    loc = batch["loc"]
+    assert torch.equal(editor.kl_positions(loc), loc["attention_mask"].bool())  # the default: the input
+    editor.hparams.loc_kl = "answer"
+    answer = editor.kl_positions(loc)
+    assert torch.equal(answer, loc["labels"] != -100) and answer.sum() < loc["attention_mask"].sum()
+    editor.train()
+    editor.edit(dm.make_batch(_records(kind, 2), train=True)["edit"])
+    editor.eval()
+    logged = {}
+    editor.log_dict = lambda values, **kwargs: logged.update(values)
+    with torch.no_grad():
+        equiv = batch["equiv"]
+        stack = RowStack(editor, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
+        loc_rows, hidden = stack.select("loc")
+        (pre,) = stack.split(editor.forward_rows(loc_rows, None, hidden), "loc")
+        deltas = editor.edit(stack.select("edit")[0], hidden=stack.select("edit")[1])
+        post_rows, post_hidden = stack.select("equiv", "loc")
+        _, post = stack.split(editor.forward_rows(post_rows, deltas, post_hidden), "equiv", "loc")
+        editor.training_step(batch, 0)
+    torch.testing.assert_close(logged["train/loss_loc"], kl_locality(pre, post, answer), atol=1e-6, rtol=1e-4)
+    with pytest.raises(ConfigError, match="loc_kl"):
+        MEND(base_model="tiny-random-llama", rank=4, loc_kl="everywhere")

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Choices of ``equiv_from``: where a training step's equivalence row comes from.
+EQUIV_FROM: tuple[str, ...] = ("prompt_and_rephrases", "rephrases")
 EMBEDDED_DATASETS: tuple[str, ...] = ("facts", "facts-qa", "claims", "generation")
 _STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
@@ -76,6 +78,7 @@ class EditDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         dataset_options: dict[str, Any] | None = None,
+        equiv_from: str = "prompt_and_rephrases",
     ) -> None:
         """Configure the data; nothing is read or tokenised until ``prepare_data``/``setup``.
 
@@ -101,6 +104,9 @@ class EditDataModule(pl.LightningDataModule):
             max_eval_records: use only the first N records of the validation and of the test split.
             seed: seed of the training shuffle and of the rephrase/locality sampling.
             num_workers: DataLoader worker processes.
+            equiv_from: where a training step's equivalence row comes from: ``"prompt_and_rephrases"`` (a
+                seeded choice among the edit prompt and the record's rephrases, the default) or
+                ``"rephrases"`` (the rephrases only; the prompt when a record has none).
             dataset_options: options of an embedded dataset's builder (CLI:
                 ``--data.init_args.dataset_options '{"split_by": "relation"}'``), e.g. for ``facts`` and
                 ``facts-qa``: ``split_by`` (``"subject"``, the default, or ``"relation"``: some relations
@@ -123,6 +129,10 @@ class EditDataModule(pl.LightningDataModule):
             ("num_workers", num_workers, 0),
         ):
             check_at_least("EditDataModule", name, value, low)
+        if equiv_from not in EQUIV_FROM:
+            raise ConfigError(
+                f"EditDataModule: equiv_from must be one of {', '.join(EQUIV_FROM)}, got {equiv_from!r}"
+            )
         from mendlight.data.builders.options import check_dataset_options
 
         dataset_options = check_dataset_options(dataset, dataset_options) or None
@@ -373,7 +383,12 @@ class EditDataModule(pl.LightningDataModule):
             cut_rng = rng if rng is not None else random.Random(f"{self.hparams.seed}/cut/{r.id or r.prompt}")
             equiv = [enc.cut_prefix(edit_row, cut_rng)]
         else:
-            prompts = [rng.choice([r.prompt, *r.rephrases])] if rng is not None else list(r.rephrases)
+            if rng is None:
+                prompts = list(r.rephrases)
+            elif self.hparams.get("equiv_from") == "rephrases" and r.rephrases:
+                prompts = [rng.choice(r.rephrases)]
+            else:
+                prompts = [rng.choice([r.prompt, *r.rephrases])]
             equiv = [enc.pair(p, r.target_new, verbatim=gen) for p in prompts]
         usable = [item for item in r.locality if item.prompt not in edited]
         n_loc = self.hparams.n_loc

@@ -73,6 +73,9 @@ class Editor(pl.LightningModule):
             are edited one after another in chains of N edits (batches), each edit made on the model the
             previous ones left (materialised), and every edit of a chain is evaluated after its last edit
             (the lifelong protocol).
+        loc_kl: where the locality KL compares the pre- and post-edit distributions: ``"input"`` (every
+            position of the locality input, the default) or ``"answer"`` (only the answer tokens, as the
+            paper scores zsRE's decoder answers).
         independent_edits: train on the ``n_edits`` records of a training batch as that many *separate* edits,
             each scored on its own rephrase and locality rows, in one vectorised pass (editors that can edit
             row by row: MEND); evaluation then edits one record at a time unless ``eval_n_edits`` says
@@ -110,6 +113,7 @@ class Editor(pl.LightningModule):
         n_samples: int = 8,
         sample_tokens: int = 8,
         sequential: int = 0,
+        loc_kl: str = "input",
         independent_edits: bool = False,
         max_nonfinite_steps: int = 50,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -121,6 +125,8 @@ class Editor(pl.LightningModule):
         check_at_least(owner, "sample_tokens", sample_tokens, 1)
         check_at_least(owner, "c_edit", c_edit, 0)
         check_at_least(owner, "c_loc", c_loc, 0)
+        if loc_kl not in LOC_KL_CHOICES:
+            raise ConfigError(f"{owner}: loc_kl must be one of {', '.join(LOC_KL_CHOICES)}, got {loc_kl!r}")
         if independent_edits and not self.edits_rowwise:
             raise ConfigError(
                 f"{owner}: independent_edits needs an editor that edits row by row (MEND); {owner} cannot: "
@@ -235,6 +241,12 @@ class Editor(pl.LightningModule):
             return self.splitter.top(hidden, rows["input_ids"], rows["attention_mask"], params)
         return model_logits(self.base, model_inputs(rows), params or None)
 
+    def kl_positions(self, loc: TokenRows) -> torch.Tensor:
+        """The positions of locality rows the KL compares, ``[rows, positions]`` (see ``loc_kl``)."""
+        if self.hparams.get("loc_kl", "input") == "answer":
+            return _token_labels(loc) != -100
+        return _kl_positions(loc)
+
     def scored_logits(self, rows: TokenRows, positions: torch.Tensor, forward) -> torch.Tensor:
         """The logits of ``forward()`` over ``rows`` at ``positions`` only, ``[N, classes]``, row-major.
 
@@ -283,16 +295,17 @@ class Editor(pl.LightningModule):
         equiv, loc = batch["equiv"], batch["loc"]
         stack = RowStack(self, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
         loc_rows, loc_hidden = stack.select("loc")
+        kl_at = self.kl_positions(loc_rows)
         with torch.no_grad():
             pre_deltas = self.pre_edit_deltas()
             pre_loc = self.scored_logits(
-                loc_rows, _kl_positions(loc_rows), lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
+                loc_rows, kl_at, lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
             )
         edit_rows, edit_hidden = stack.select("edit")
         post_rows, post_hidden = stack.select("equiv", "loc")
         n_equiv = num_rows(equiv)
         targets = _token_labels(post_rows)[:n_equiv] != -100
-        positions = torch.cat([targets, _kl_positions(post_rows)[n_equiv:]])
+        positions = torch.cat([targets, kl_at])
         if self.hparams.get("independent_edits") and num_rows(edit_rows) > 1:
             edits = self.edit_rowwise(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
             owner = torch.cat([equiv["edit_index"], loc["edit_index"]])  # the edit of each post row
@@ -441,7 +454,7 @@ class Editor(pl.LightningModule):
             else masked_nll(out.post_edit, edit["labels"])
         )
         loss = self.hparams.c_edit * nll + self.hparams.c_loc * kl_locality(
-            out.pre_loc, out.post_loc, score_mask(batch["loc"])
+            out.pre_loc, out.post_loc, self.kl_positions(batch["loc"])
         )
         k = num_rows(edit)
         metrics = self.stage_metrics[f"{stage}_metrics"]
@@ -614,6 +627,10 @@ class Editor(pl.LightningModule):
                     "it to this one deliberately"
                 )
             log.warning("%s (allowed by --allow_other_base)", message)
+
+
+#: Choices of the ``loc_kl`` option: the positions the locality KL compares.
+LOC_KL_CHOICES = ("input", "answer")
 
 
 def _token_labels(rows: TokenRows) -> torch.Tensor:
