@@ -272,3 +272,51 @@ def test_comparison_names_its_command_and_where_each_row_was_measured():
 def test_results_record_the_commit_and_threads():
     a, _ = _two_results()
     assert "torch_threads" in a["machine"] and "commit" in a["machine"]
+
+
+def test_results_split_by_seen_relations_and_per_relation():
+    rows = [
+        row(0, relation="capital", relation_in_train=True, es_edit=1, equiv_success=1, equiv_total=2),
+        row(1, relation="capital", relation_in_train=True, es_edit=0),
+        row(2, relation="currency", relation_in_train=False, es_edit=1),
+        row(3, relation=None, relation_in_train=None, es_edit=0),
+    ]
+    res = build_results(rows, editor="mend", base_model="tiny", dataset="facts", split="test", protocol={})
+    assert set(res["subsets"]) == {"all", "seen_relations", "unseen_relations"}
+    seen, unseen = res["subsets"]["seen_relations"], res["subsets"]["unseen_relations"]
+    assert seen["n_records"] == 2 and seen["es"] == pytest.approx((1 + 0 + 1) / (2 + 2))
+    assert unseen["n_records"] == 1 and unseen["es_edit"] == 1.0
+    per = res["by_relation"]
+    assert list(per) == ["capital", "currency"]  # the row without a relation is left out, names sorted
+    assert per["capital"]["n_records"] == 2 and per["capital"]["seen"] is True
+    assert per["capital"]["es_edit"] == 0.5
+    assert per["currency"]["seen"] is False and per["currency"]["es"] == 1.0
+    md = results_markdown(res)
+    assert "relations not seen in training" in md
+    assert "| currency | no | 1 | 1.000 |" in md
+
+
+def test_comparison_lists_es_per_relation_for_every_editor():
+    a = build_results(
+        [row(0, relation="capital", relation_in_train=True), row(1, relation="currency", es_edit=0)],
+        editor="mend",
+        base_model="m",
+        dataset="d",
+        split="test",
+        protocol={},
+    )
+    b = build_results(
+        [row(0, relation="capital", relation_in_train=True, es_edit=0)],
+        editor="ft",
+        base_model="m",
+        dataset="d",
+        split="test",
+        protocol={},
+    )
+    md = comparison_markdown([a, b])
+    assert "| relation | in training | n | ES mend | ES ft |" in md
+    assert "| capital | yes | 1 | 1.000 | 0.000 |" in md
+    assert "| currency | ? | 1 | 0.000 | - |" in md  # ft has no currency row; the split is unknown
+    assert "## ES per relation" not in comparison_markdown(
+        [build_results([row(0)], editor="x", base_model="m", dataset="d", split="t", protocol={})]
+    )

@@ -25,7 +25,13 @@ from mendlight.metrics import PROTOCOLS
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
-SUBSET_LABELS: dict[str, str] = {"all": "all", "known": "known facts", "unknown": "unknown facts"}
+SUBSET_LABELS: dict[str, str] = {
+    "all": "all",
+    "known": "known facts",
+    "unknown": "unknown facts",
+    "seen_relations": "relations seen in training",
+    "unseen_relations": "relations not seen in training",
+}
 METRIC_KEYS: tuple[str, ...] = (
     "es",
     "es_edit",
@@ -117,6 +123,55 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
     }
 
 
+def by_relation(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | int | None]]:
+    """:func:`summarise` of the rows of each relation (rows without a ``relation`` are left out).
+
+    Args:
+        rows: Per-record dicts produced by an editor during ``test``.
+
+    Returns:
+        ``relation -> summary``, sorted by relation name, each summary with ``"seen"`` added: whether that
+        relation was in training (``relation_in_train`` of its rows; None where the rows do not say).
+
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("relation") is not None:
+            groups.setdefault(str(row["relation"]), []).append(row)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for rel in sorted(groups):
+        seen = {r.get("relation_in_train") for r in groups[rel]} - {None}
+        out[rel] = {**summarise(groups[rel]), "seen": bool(seen.pop()) if len(seen) == 1 else None}
+    return out
+
+
+def relation_table(results_list: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Markdown lines of ES per relation (rows) and editor (columns), with each relation's record count.
+
+    Args:
+        results_list: Results dicts (their ``by_relation``); relations missing from one editor show ``-``.
+
+    Returns:
+        A heading and table, or no lines when no results dict has per-relation summaries.
+
+    """
+    relations = sorted({rel for r in results_list for rel in (r.get("by_relation") or {})})
+    if not relations:
+        return []
+    editors = [escape_cell(r.get("editor"), None) for r in results_list]
+    body = []
+    for rel in relations:
+        cells = [(r.get("by_relation") or {}).get(rel) for r in results_list]
+        first = next(c for c in cells if c is not None)
+        seen = {True: "yes", False: "no"}.get(first.get("seen"), "?")  # type: ignore[arg-type]
+        body.append(
+            [escape_cell(rel, None), seen, format_number(first.get("n_records"))]
+            + [format_number(c.get("es")) if c else "-" for c in cells]
+        )
+    header = ["relation", "in training", "n", *(f"ES {e}" for e in editors)]
+    return ["", "## ES per relation", "", *markdown_table(header, body)]
+
+
 def _git_commit() -> str | None:
     """The commit of the checkout the package runs from (with ``+dirty`` for local changes), if any."""
     import subprocess
@@ -183,8 +238,10 @@ def build_results(
 
     Returns:
         ``{"editor", "base_model", "dataset", "split", "created", "machine", "protocol", "subsets",
-        "records", **extra}`` where ``subsets`` holds :func:`summarise` of all rows and, when some row has a
-        non-None ``known``, of the known and unknown rows.
+        "by_relation", "records", **extra}`` where ``subsets`` holds :func:`summarise` of all rows, of the
+        known and unknown rows when some row has a non-None ``known``, and of the rows whose relation was
+        or was not in training when some row has a non-None ``relation_in_train``; ``by_relation`` holds
+        :func:`summarise` per ``relation`` (empty when no row names one).
 
     Raises:
         ValueError: If a key of ``extra`` collides with a standard key.
@@ -195,6 +252,9 @@ def build_results(
     if any(row.get("known") is not None for row in rows):
         subsets["known"] = summarise([r for r in rows if r.get("known") is True])
         subsets["unknown"] = summarise([r for r in rows if r.get("known") is False])
+    if any(row.get("relation_in_train") is not None for row in rows):
+        subsets["seen_relations"] = summarise([r for r in rows if r.get("relation_in_train") is True])
+        subsets["unseen_relations"] = summarise([r for r in rows if r.get("relation_in_train") is False])
     results: dict[str, Any] = {
         "editor": editor,
         "base_model": base_model,
@@ -204,6 +264,7 @@ def build_results(
         "machine": machine_info(),
         "protocol": {**dict(protocol), "metrics": {k: PROTOCOLS[k] for k in METRIC_KEYS}},
         "subsets": subsets,
+        "by_relation": by_relation(rows),
         "records": rows,
     }
     clash = sorted(set(extra or {}) & set(results))
@@ -361,6 +422,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             "",
             f"Known fraction (unedited model already gives the true target): {format_number(known)}",
         ]
+    lines += relation_table([results])
     records = list(results.get("records") or [])
     records = ([r for r in records if r.get("pre_output") or r.get("post_output")] or records)[:_SAMPLE_ROWS]
     if records:
@@ -432,6 +494,7 @@ def comparison_markdown(
         for name, s in r.get("subsets", {}).items()
     ]
     lines += markdown_table(["editor", "subset", *_METRIC_HEADER], body)
+    lines += relation_table(results_list)
     lines += ["", *provenance_lines(results_list)]
     return "\n".join(lines) + "\n"
 

@@ -181,6 +181,7 @@ def run_table(
                 "run": run,
                 "drawdown": task_drawdown(r)[1],
                 "subsets": r["subsets"],
+                "by_relation": r.get("by_relation", {}),
                 "created": r.get("created"),
                 "machine": r.get("machine"),
             }

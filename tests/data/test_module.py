@@ -509,3 +509,15 @@ def test_equiv_from_chooses_the_training_equivalence_row(data_dir, equiv_from):
         assert 0 < used_prompt < len(records)  # a seeded choice among the prompt and the two rephrases
     with pytest.raises(ConfigError, match="equiv_from"):
         EditDataModule(dataset=str(data_dir), tokenizer=TOK, equiv_from="prompt")
+
+
+def test_batch_meta_names_each_records_relation_and_whether_training_saw_it():
+    dm = EditDataModule(tokenizer=TOK, n_loc=1)
+    records = [
+        EditRecord(prompt="a", target_new="x", relation="capital", meta={"relation_in_train": True}),
+        EditRecord(prompt="b", target_new="y", relation="currency", meta={"relation_in_train": False}),
+        EditRecord(prompt="c", target_new="z"),
+    ]
+    meta = dm.make_batch(records, train=False)["meta"]
+    assert meta["relations"] == ["capital", "currency", None]
+    assert meta["relations_in_train"] == [True, False, None]

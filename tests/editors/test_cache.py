@@ -99,3 +99,18 @@ def test_epsilon_is_picked_on_validation_distances(tmp_path):
     assert measured.n_edits == 4 and measured.rephrase.numel() == 8 and measured.locality.numel() == 4
     best, table = pick_epsilon(cache, dm)
     assert best in [row[0] for row in table] and all(0 <= es <= 1 and 0 <= hit <= 1 for _, es, hit in table)
+
+
+def test_epsilon_command_passes_dataset_options_and_refuses_bad_json(tmp_path, capsys):
+    from mendlight.editors.cache_epsilon import main
+
+    for split in ("train", "val", "test"):
+        write_records(tmp_path / f"{split}.jsonl", [_record(i) for i in range(3)])
+    assert main(["--base_model", TINY, "--dataset", str(tmp_path), "--n_loc", "1", "--limit", "2"]) == 0
+    assert "chosen epsilon:" in capsys.readouterr().out
+    for bad, says in (("{split_by", "not JSON"), ('["relation"]', "must be a JSON object")):
+        with pytest.raises(SystemExit) as err:
+            main(["--dataset", str(tmp_path), "--dataset_options", bad])
+        assert err.value.code == 2 and says in capsys.readouterr().err
+    with pytest.raises(Exception, match="split_by"):  # an embedded builder's unknown option value
+        main(["--base_model", TINY, "--dataset", "facts-qa", "--dataset_options", '{"split_by": "x"}'])

@@ -71,3 +71,19 @@ def test_trainable_editors_take_a_batched_training_step(layout, editor_name, tmp
     loss.backward()
     grads = [p.grad for p in editor.trainable_parameters() if p.grad is not None]
     assert torch.isfinite(loss) and grads and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_result_rows_carry_the_relation_and_whether_training_saw_it(tmp_path):
+    import dataclasses
+
+    from mendlight.editors.evaluation import record_rows
+
+    editor, dm, kind = _setup("gpt2", "FT", tmp_path)
+    records = [
+        dataclasses.replace(r, relation=rel, meta={**(r.meta or {}), "relation_in_train": seen})
+        for r, rel, seen in zip(_records(kind, 2), ["capital", "currency"], [True, False], strict=True)
+    ]
+    batch = dm.make_batch(records, train=False)
+    editor.eval()
+    rows = record_rows(batch, editor.evaluate_batch(batch))
+    assert [(r["relation"], r["relation_in_train"]) for r in rows] == [("capital", True), ("currency", False)]

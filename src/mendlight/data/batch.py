@@ -63,6 +63,8 @@ class EditMeta(TypedDict):
     loc_prompts: list[str]
     loc_answers: list[str]
     tasks: list[str]
+    relations: NotRequired[list[str | None]]  # the records' relation names (None where unknown)
+    relations_in_train: NotRequired[list[bool | None]]  # False: a relation held out of training
 
 
 class CondRows(TypedDict):

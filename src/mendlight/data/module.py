@@ -370,6 +370,8 @@ class EditDataModule(pl.LightningDataModule):
             "loc_prompts": [item.prompt for item in loc_items],
             "loc_answers": [item.answer for item in loc_items],
             "tasks": [r.task for r in records],
+            "relations": [r.relation for r in records],
+            "relations_in_train": [_relation_in_train(r) for r in records],
         }
         return batch  # type: ignore[return-value]
 
@@ -509,6 +511,12 @@ class EditDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """Return prediction batches: the test split, like :meth:`test_dataloader`."""
         return self._eval_loader("test")
+
+
+def _relation_in_train(record: EditRecord) -> bool | None:
+    """Whether the record's relation was in the training split (``meta["relation_in_train"]``), or None."""
+    seen = (record.meta or {}).get("relation_in_train")
+    return None if seen is None else bool(seen)
 
 
 def condition_text(record: EditRecord) -> str:

@@ -17,6 +17,7 @@ and the chosen ε maximises ``es − loc_hit``. From the shell::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 
@@ -89,6 +90,18 @@ def pick_epsilon(
     return profile.best(), table
 
 
+def _json_object(text: str) -> dict:
+    """Parse ``--dataset_options``: a JSON object, or an argparse error saying what to pass."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        example = '{"split_by": "relation"}'
+        raise argparse.ArgumentTypeError(f"not JSON ({err}); pass an object like '{example}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the ε table of a setting and the chosen ε."""
     from mendlight.data import EditDataModule
@@ -102,9 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_loc", type=int, default=2, help="locality items per record")
     parser.add_argument("--max_length", type=int, default=64, help="maximum tokens per row")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N records")
+    parser.add_argument(
+        "--dataset_options",
+        type=_json_object,
+        default=None,
+        help='options of an embedded dataset\'s builder, as JSON (e.g. \'{"split_by": "relation"}\')',
+    )
     args = parser.parse_args(argv)
     dm = EditDataModule(
-        dataset=args.dataset, tokenizer=args.base_model, n_loc=args.n_loc, max_length=args.max_length
+        dataset=args.dataset,
+        tokenizer=args.base_model,
+        n_loc=args.n_loc,
+        max_length=args.max_length,
+        dataset_options=args.dataset_options,
     )
     cache = Cache(base_model=args.base_model)
     best, table = pick_epsilon(cache, dm, args.split, args.limit)

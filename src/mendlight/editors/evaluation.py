@@ -195,6 +195,8 @@ def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
                 "loc_tokens": int(sum(loc_cols["tokens"][j])),
                 "latency_s": out.latency_s,
                 "task": (meta.get("tasks") or ["completion"] * k)[j],
+                "relation": (meta.get("relations") or [None] * k)[j],
+                "relation_in_train": (meta.get("relations_in_train") or [None] * k)[j],
                 "pre_output": "",
                 "post_output": "",
             }
