@@ -30,6 +30,7 @@ STAND_INS = {
     "smollm2_gen": ("tiny-random-llama", "generation"),
     "smollm2_qa": ("tiny-random-llama", "completion"),
     "smollm2_qa_ft": ("tiny-random-llama", "completion"),
+    "smollm2_qa_long": ("tiny-random-llama", "completion"),
     "smollm2_gen_ft": ("tiny-random-llama", "generation"),
     "minilm_factcheck": ("tiny-random-bert", "classification"),
     "minilm_factcheck_ft": ("tiny-random-bert", "classification"),
@@ -114,6 +115,7 @@ def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
         f"--model.init_args.base_model={tiny}",
         "--model.init_args.dtype=float32",
         f"--data.init_args.dataset={_dataset(tmp_path, task)}",
+        "--data.init_args.dataset_options=null",  # the embedded dataset's builder options
         "--trainer.accelerator=cpu",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         "--trainer.enable_progress_bar=false",
@@ -150,7 +152,7 @@ def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
 
 
 FRAGMENTS = sorted((CONFIGS / "editor").glob("mend_*.yaml"))
-BASELINES = {"ft": "FT", "ft_kl": "FTKL", "enn": "ENN", "ke": "KE", "cache": "Cache"}
+BASELINES = {"ft": "FT", "ft_kl": "FTKL", "enn": "ENN", "ke": "KE", "cache": "Cache", "malmen": "MALMEN"}
 #: fragment stem -> the MEND init args it sets (spec §9, Table 6 mapping)
 ABLATIONS = {
     "mend_no_sharing": {"shared": False},
@@ -263,3 +265,12 @@ def test_batched_training_fragment_makes_five_edits_per_step(tmp_path, no_argv):
     assert saved["data"]["init_args"]["n_edits"] == 5
     assert saved["trainer"]["max_steps"] == 1  # the command line still overrides the fragment
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_long_run_config_stops_early_on_validation_es_within_two_and_a_half_hours():
+    cfg = yaml.safe_load((CONFIGS / "smollm2_qa_long.yaml").read_text())
+    assert cfg["trainer"]["max_time"] == "00:02:30:00"
+    assert cfg["early_stopping"]["monitor"] == cfg["checkpoint"]["monitor"] == "val/es"
+    assert cfg["early_stopping"]["mode"] == cfg["checkpoint"]["mode"] == "max"
+    assert cfg["early_stopping"]["patience_steps"] >= 5 * cfg["trainer"]["val_check_interval"]
+    assert cfg["data"]["init_args"]["dataset_options"] == {"split_by": "relation"}  # unseen relations in test
