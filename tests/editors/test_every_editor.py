@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from mendlight.data import EditDataModule
-from mendlight.editors import ENN, FT, FTKL, KE, MEND, Cache
+from mendlight.editors import ENN, FT, FTKL, KE, MALMEN, MEND, Cache
 from mendlight.models.functional import state_fingerprint
 from tests.models.test_architectures import EXPECTED, _records
 
 LAYOUTS = ["gpt2", "t5-v1_1", "bert"]  # decoder-only, encoder-decoder, classifier
 EDITORS = {
     "MEND": lambda ref: MEND(base_model=ref, rank=4),
+    "MALMEN": lambda ref: MALMEN(base_model=ref, rank=4, edit_lr=1e-2),
     "FT": lambda ref: FT(base_model=ref, edit_lr=1e-2, ft_optimizer="adam", max_steps=5),
     "FTKL": lambda ref: FTKL(base_model=ref, edit_lr=1e-2, ft_optimizer="adam", max_steps=5),
     "ENN": lambda ref: ENN(base_model=ref),
@@ -41,7 +42,7 @@ def _setup(name, editor_name, tmp_path):
 def test_edit_k_records_at_once(layout, editor_name, k, tmp_path):
     editor, dm, kind = _setup(layout, editor_name, tmp_path)
     batch = dm.make_batch(_records(kind, k), train=False)
-    if editor_name == "MEND":  # fill its normalisation statistics, as training does
+    if editor_name in ("MEND", "MALMEN"):  # fill their normalisation statistics, as training does
         editor.train()
         editor.edit(dm.make_batch(_records(kind, 2), train=True)["edit"])
     editor.eval()
@@ -62,7 +63,7 @@ def test_edit_k_records_at_once(layout, editor_name, k, tmp_path):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("editor_name", ["MEND", "ENN", "KE"])
+@pytest.mark.parametrize("editor_name", ["MEND", "MALMEN", "ENN", "KE"])
 def test_trainable_editors_take_a_batched_training_step(layout, editor_name, tmp_path):
     editor, dm, kind = _setup(layout, editor_name, tmp_path)
     editor.train()

@@ -6,6 +6,7 @@ from mendlight.editors.enn import ENN
 from mendlight.editors.ft import FT
 from mendlight.editors.ft_kl import FTKL
 from mendlight.editors.ke import KE
+from mendlight.editors.malmen import MALMEN
 from mendlight.editors.mend import MEND
 
-__all__ = ["Cache", "ENN", "Editor", "FT", "FTKL", "KE", "MEND"]
+__all__ = ["Cache", "ENN", "Editor", "FT", "FTKL", "KE", "MALMEN", "MEND"]

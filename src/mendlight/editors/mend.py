@@ -114,15 +114,12 @@ class MEND(Editor):
         self.transforms = nn.ModuleDict(nets)
         self.alpha = nn.Parameter(torch.full((len(self.edit_names),), float(edit_lr)))
 
-    def transformed_factors(
-        self, rows: TokenRows, hidden: torch.Tensor | None = None
-    ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One forward/backward of the edit loss; each edited weight's transformed factors and their rows.
+    def capture_edit_factors(self, rows: TokenRows, hidden: torch.Tensor | None = None) -> FactorCapture:
+        """One forward/backward of the edit loss over ``rows``, every edited layer's ``(u, δ)`` captured.
 
-        Returns:
-            ``{weight name: (ũ [N, in], δ̃ [N, out], row [N])}``: the transformed factors of the tokens kept
-            by the gradient transform (both factors non-zero) and the edit row each token belongs to.
-
+        The blocks below the edited ones run once without gradients (unless ``hidden`` already holds their
+        output); the output head runs only on the target tokens where the model has a token head. Read the
+        factors with ``capture.factors(name)``.
         """
         if hidden is None:
             hidden = self.bottom(rows)  # the blocks below the edited ones: once, without gradients
@@ -137,6 +134,19 @@ class MEND(Editor):
             else:
                 loss = edit_nll(self.forward_params(rows, leaves, hidden), labels)
             capture.backward(loss)
+        return capture
+
+    def transformed_factors(
+        self, rows: TokenRows, hidden: torch.Tensor | None = None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One forward/backward of the edit loss; each edited weight's transformed factors and their rows.
+
+        Returns:
+            ``{weight name: (ũ [N, in], δ̃ [N, out], row [N])}``: the transformed factors of the tokens kept
+            by the gradient transform (both factors non-zero) and the edit row each token belongs to.
+
+        """
+        capture = self.capture_edit_factors(rows, hidden)
         n_rows = int(rows["input_ids"].shape[0])
         out = {}
         for name in self.edit_names:

@@ -1,0 +1,251 @@
+"""MALMEN: Massive Editing for Large Language Models via Meta Learning (Tan, Zhang, Fu, ICLR 2024).
+
+MALMEN keeps MEND's editor network — the running normalisation of ``[u, δ]`` and the identity-initialised
+low-rank blocks with per-weight FiLM modes (:class:`~mendlight.nn.GradientTransform`, reused as it is) — but
+combines the k edits of a batch by least squares instead of summing their rank-1 updates. For each edited
+weight (layout ``y = x W``, ``W`` of shape key_size × value_size):
+
+1. keys ``K``: the weight's inputs ``u`` at the scored tokens of every edit (label ≠ -100; for the encoder of
+   an encoder-decoder model and for a classifier, every token the edit loss reaches); value gradients ``D``:
+   the edit loss's gradients ``δ`` w.r.t. the weight's outputs at the same tokens;
+2. value shifts ``v_i = −η_ℓ (u_i · ũ_i) δ̃_i`` with ``(ũ, δ̃)`` the transformed factors: the change MEND's
+   update ``−η δ̃_i ũ_iᵀ`` would make to the output at its own key;
+3. ``ΔW = (KᵀK + e^{λ_ℓ} I)⁻¹ KᵀV`` (:mod:`mendlight.nn.least_squares`), with a learned step size ``η_ℓ`` and
+   log-regulariser ``λ_ℓ`` per weight.
+
+The language-model passes run over ``lm_chunk`` edit rows at a time and the editor network over
+``editor_chunk`` key rows at a time; ``KᵀK`` and ``KᵀV`` are accumulated, and the meta-gradient goes through
+the solve in closed form, recomputing the editor network per chunk. Beyond ``K`` and ``D`` themselves, the
+memory of an edit (and of its backward pass) is set by the chunk sizes, not by k.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from mendlight.data.batch import CondRows, TokenRows
+from mendlight.editors.base import Editor
+from mendlight.editors.mend import MEND
+from mendlight.errors import ConfigError, check_at_least
+from mendlight.models.arch import weight_io_shape
+from mendlight.models.factors import FactorCapture
+from mendlight.models.functional import ParamDeltas
+from mendlight.nn import GradientTransform
+from mendlight.nn.least_squares import ValueChunks, ridge_update
+
+
+class MALMEN(MEND):
+    """The MALMEN editor: MEND's gradient transforms, edits combined by a per-weight least-squares solve.
+
+    The editor network options are MEND's (``rank``, ``n_hidden``, ``init``, ``norm``, ``shared``...; the
+    paper's two residual blocks are ``n_hidden: 1``). η takes the place of MEND's α (the ``alpha`` parameter,
+    in its own optimizer group at ``lr_lr``); λ trains with the editor networks at the optimizer's rate.
+
+    Args:
+        edit_lr: initial value of every per-weight step size η (MALMEN's public config: 1e-6).
+        lr_lr: learning rate of η, which has its own optimizer parameter group.
+        log_lambda: initial value of every per-weight log-regulariser λ (the ridge weight is e^λ; MALMEN: 0).
+        lm_chunk: edit rows per language-model forward/backward pass of an edit (MALMEN: 32); the memory of
+            these passes grows with it, not with the number of edits.
+        editor_chunk: key rows (scored tokens) per editor-network pass, in the edit and in the meta-gradient's
+            recomputation.
+        **kwargs: MEND's editor network options (``rank``, ``n_hidden``, ``init``, ``norm``, ``combine``,
+            ``shared``...) and the base-model, loss and optimizer options of
+            :class:`~mendlight.editors.base.Editor`.
+
+    """
+
+    edits_rowwise = False
+    edit_rowwise = Editor.edit_rowwise
+
+    def __init__(
+        self,
+        edit_lr: float = 1e-6,
+        lr_lr: float = 1e-5,
+        log_lambda: float = 0.0,
+        lm_chunk: int = 32,
+        editor_chunk: int = 1024,
+        **kwargs,
+    ) -> None:
+        check_at_least("MALMEN", "lm_chunk", lm_chunk, 1)
+        check_at_least("MALMEN", "editor_chunk", editor_chunk, 1)
+        if not edit_lr > 0:
+            raise ConfigError(f"MALMEN: edit_lr (the initial step size η) must be positive, got {edit_lr}")
+        if not lr_lr >= 0:
+            raise ConfigError(f"MALMEN: lr_lr (the learning rate of η) must be at least 0, got {lr_lr}")
+        if not math.isfinite(log_lambda):
+            raise ConfigError(
+                f"MALMEN: log_lambda (the initial log-regulariser λ) must be finite, got {log_lambda}"
+            )
+        try:
+            super().__init__(edit_lr=edit_lr, lr_lr=lr_lr, **kwargs)
+        except ConfigError as err:  # MEND's network options, checked by MEND: name the editor in use
+            message = str(err)
+            if message.startswith("MEND: "):
+                raise ConfigError(f"MALMEN: {message.removeprefix('MEND: ')}") from None
+            raise
+        self.log_lambda = nn.Parameter(torch.full((len(self.edit_names),), float(log_lambda)))
+        #: ``(key_size, value_size)`` of every edited weight, whatever its storage layout
+        self.io_shape = {n: weight_io_shape(self.base, n) for n in self.edit_names}
+        self.answer_keyed = {n: _reads_labelled_stream(self.base, n) for n in self.edit_names}
+
+    @property
+    def eta(self) -> nn.Parameter:
+        """The per-weight step sizes η (stored as MEND's ``alpha``)."""
+        return self.alpha
+
+    # ------------------------------------------------------------------ the language-model passes
+    def key_factors(self, rows: TokenRows, hidden: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+        """Keys and value gradients of every edited weight, from ``lm_chunk`` edit rows at a time.
+
+        Args:
+            rows: the k edit rows.
+            hidden: their cached hidden states below the lowest edited block (computed per chunk if None).
+
+        Returns:
+            ``{weight name: (K [n, key_size], D [n, value_size])}`` in float32, rows in edit-row order.
+
+        """
+        n_rows, step = int(rows["input_ids"].shape[0]), int(self.hparams.lm_chunk)
+        parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {n: ([], []) for n in self.edit_names}
+        for start in range(0, n_rows, step):
+            chunk: TokenRows = {k: v[start : start + step] for k, v in rows.items()}  # type: ignore[assignment]
+            h = hidden[start : start + step] if hidden is not None else None
+            for name, (keys, grads) in self._chunk_factors(chunk, h).items():
+                parts[name][0].append(keys)
+                parts[name][1].append(grads)
+        out = {}
+        for name in self.edit_names:
+            keys, grads = parts.pop(name)  # concatenated one weight at a time, its chunks freed at once
+            key_size, value_size = self.io_shape[name]
+            device = self.base.get_parameter(name).device
+            out[name] = (
+                torch.cat(keys) if keys else torch.zeros(0, key_size, device=device),
+                torch.cat(grads) if grads else torch.zeros(0, value_size, device=device),
+            )
+            del keys, grads
+        return out
+
+    def _chunk_factors(self, rows: TokenRows, hidden: Tensor | None) -> dict[str, tuple[Tensor, Tensor]]:
+        """One forward/backward of the edit loss over ``rows``; each weight's ``(u, δ)`` at its key tokens."""
+        capture = self.capture_edit_factors(rows, hidden)
+        labels = rows["labels"]
+        out = {}
+        for name in self.edit_names:
+            u, delta = capture.factors(name)
+            keep = (u != 0).any(dim=-1) & (delta != 0).any(dim=-1)  # what the gradient transform keeps
+            if self.answer_keyed[name] and labels.ndim == 2:
+                if u.shape[0] != labels.numel():
+                    raise RuntimeError(
+                        f"{name!r} ran on {u.shape[0]} token rows, not on the labels' {labels.numel()}"
+                    )
+                keep &= (labels != -100).reshape(-1)
+            out[name] = (u[keep].float(), delta[keep].float())
+        _release(capture)
+        return out
+
+    # ------------------------------------------------------------------ the editor network and the solve
+    def value_chunks(self, name: str, keys: Tensor, grads: Tensor) -> ValueChunks:
+        """``values(start, end)``: the value shifts ``−η (u·ũ) δ̃`` of key rows ``start:end`` of one weight.
+
+        The normalisation statistics are read, never updated (see :meth:`update_statistics`).
+        """
+        index = self.edit_names.index(name)
+        key, mode = self.route[name]
+        transform = self.transforms[key]
+
+        def values(start: int, end: int) -> Tensor:
+            u, delta = keys[start:end], grads[start:end]
+            with _statistics_frozen(transform):
+                u_t, d_t = transform(u, delta, mode)
+            return -self.alpha[index] * (u * u_t).sum(-1, keepdim=True) * d_t
+
+        return values
+
+    @torch.no_grad()
+    def update_statistics(self, name: str, keys: Tensor, grads: Tensor) -> None:
+        """Merge one weight's keys and value gradients into its normalisers, ``editor_chunk`` rows at once."""
+        transform = self.transforms[self.route[name][0]]
+        step = int(self.hparams.editor_chunk)
+        for start in range(0, keys.shape[0], step):
+            transform.u_norm.update(keys[start : start + step])
+            transform.delta_norm.update(grads[start : start + step])
+
+    def edit(
+        self, rows: TokenRows, hidden: Tensor | None = None, cond: CondRows | None = None
+    ) -> ParamDeltas:
+        """MALMEN's edit: keys and value gradients, value shifts, and each weight's least-squares update.
+
+        The k rows of ``rows`` are k simultaneous edits. In training mode their keys join the normalisation
+        statistics first (all of them, before any is normalised, so chunking changes nothing).
+        """
+        factors = self.key_factors(rows, hidden)
+        deltas: ParamDeltas = {}
+        for index, name in enumerate(self.edit_names):
+            keys, grads = factors.pop(name)
+            if self.training:
+                self.update_statistics(name, keys, grads)
+            transform = self.transforms[self.route[name][0]]
+            delta = ridge_update(
+                keys,
+                self.value_chunks(name, keys, grads),
+                self.io_shape[name][1],
+                self.log_lambda[index],
+                [self.alpha, *transform.parameters()],
+                int(self.hparams.editor_chunk),
+            )
+            deltas[name] = delta if self.conv1d[name] else delta.T
+        return deltas
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Two parameter groups: the editor networks and λ at the optimizer's lr, η at ``lr_lr``."""
+        nets = [p for p in self.transforms.parameters() if p.requires_grad]
+        groups = [{"params": [*nets, self.log_lambda]}, {"params": [self.alpha], "lr": self.hparams.lr_lr}]
+        return self.optimizer_factory(groups)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """Merge the normalisation statistics across DDP ranks; log the mean η and λ."""
+        for module in self.transforms.modules():
+            if hasattr(module, "sync_across_ranks_"):
+                module.sync_across_ranks_()
+        self.log("train/eta_mean", self.alpha.detach().mean())
+        self.log("train/log_lambda_mean", self.log_lambda.detach().mean())
+
+
+def _release(capture: FactorCapture) -> None:
+    """Drop what a capture holds now rather than at the next garbage collection.
+
+    Each captured output keeps a gradient hook whose closure refers back to the capture (a reference cycle),
+    so a chunk's inputs, outputs and gradients would otherwise outlive it and pile up over the chunks.
+    """
+    for held in (capture._inputs, capture._outputs, capture._grads):
+        held.clear()
+
+
+@contextlib.contextmanager
+def _statistics_frozen(transform: GradientTransform) -> Iterator[None]:
+    """Run ``transform`` without updating its normalisation statistics (it updates them in training mode)."""
+    was_training = transform.training
+    transform.train(False)
+    try:
+        yield
+    finally:
+        transform.train(was_training)
+
+
+def _reads_labelled_stream(model: nn.Module, name: str) -> bool:
+    """Whether the layer of weight ``name`` runs on the token rows the labels score.
+
+    True for every layer of a decoder-only model and for the decoder of an encoder-decoder model; False for
+    its encoder, whose tokens are not the labelled ones (its keys are then every token the loss reaches).
+    """
+    if not getattr(model.config, "is_encoder_decoder", False):
+        return True
+    layer = model.get_submodule(name.rsplit(".", 1)[0])
+    return not any(module is layer for module in model.get_encoder().modules())
