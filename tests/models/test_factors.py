@@ -57,3 +57,15 @@ def test_capture_requires_differentiable_weights():
         loss = model(input_ids=torch.tensor([[5, 6, 7]])).logits.sum()
         with pytest.raises(RuntimeError, match="requires grad"):
             cap.backward(loss)
+
+
+def test_clear_drops_what_the_capture_holds():
+    model = build_tiny_model("llama").requires_grad_(True)
+    names = resolve_edit_params(model)
+    with FactorCapture(model, names) as cap:
+        cap.backward(model(input_ids=torch.tensor([[5, 6, 7]])).logits.sum())
+    u, delta = cap.factors(names[0])
+    assert u.shape[0] == delta.shape[0] == 3
+    cap.clear()
+    with pytest.raises(KeyError, match="no forward pass"):
+        cap.factors(names[0])

@@ -33,7 +33,6 @@ from mendlight.editors.base import Editor
 from mendlight.editors.mend import MEND
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.models.arch import weight_io_shape
-from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import ParamDeltas
 from mendlight.nn import GradientTransform
 from mendlight.nn.least_squares import ValueChunks, ridge_update
@@ -146,7 +145,7 @@ class MALMEN(MEND):
                     )
                 keep &= (labels != -100).reshape(-1)
             out[name] = (u[keep].float(), delta[keep].float())
-        _release(capture)
+        capture.clear()  # a chunk's activations must not pile up over the chunks
         return out
 
     # ------------------------------------------------------------------ the editor network and the solve
@@ -216,16 +215,6 @@ class MALMEN(MEND):
                 module.sync_across_ranks_()
         self.log("train/eta_mean", self.alpha.detach().mean())
         self.log("train/log_lambda_mean", self.log_lambda.detach().mean())
-
-
-def _release(capture: FactorCapture) -> None:
-    """Drop what a capture holds now rather than at the next garbage collection.
-
-    Each captured output keeps a gradient hook whose closure refers back to the capture (a reference cycle),
-    so a chunk's inputs, outputs and gradients would otherwise outlive it and pile up over the chunks.
-    """
-    for held in (capture._inputs, capture._outputs, capture._grads):
-        held.clear()
 
 
 @contextlib.contextmanager
