@@ -204,8 +204,13 @@ def _encoders():
 
 ENCODERS = _encoders()
 #: Texts mixing characters, blanks and the byte tokenizer's special-token texts (read as special tokens).
+#: No lone surrogates: records holding one are refused before any encoder sees them (row_checks, tested
+#: above), and tokenizers cannot encode them.
 _texts = st.lists(
-    st.one_of(st.characters(), st.sampled_from(["<eos>", "<bos>", "<pad>", " ", "\u200b"])), max_size=6
+    st.one_of(
+        st.characters(exclude_categories=("Cs",)), st.sampled_from(["<eos>", "<bos>", "<pad>", " ", "\u200b"])
+    ),
+    max_size=6,
 ).map("".join)
 
 
