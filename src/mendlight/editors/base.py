@@ -263,6 +263,9 @@ class Editor(pl.LightningModule):
 
         """
         if rows["labels"].ndim == 2 and has_token_head(self.base):
+            if not positions.any():  # no row (e.g. n_loc 0) or nothing scored: the head runs on nothing
+                head = self.base.get_output_embeddings().weight
+                return head.new_zeros(0, head.shape[0])
             with scored_positions_only(self.base, positions):
                 return forward()[0]
         logits = binary_as_tokens(forward())
