@@ -110,3 +110,26 @@ def test_loc_kl_answer_compares_only_the_answer_tokens(tmp_path):
     torch.testing.assert_close(logged["train/loss_loc"], kl_locality(pre, post, answer), atol=1e-6, rtol=1e-4)
     with pytest.raises(ConfigError, match="loc_kl"):
         MEND(base_model="tiny-random-llama", rank=4, loc_kl="everywhere")
+
+
+def test_nothing_scored_gives_empty_logits_and_a_step_without_locality_rows_trains(tmp_path):
+    from mendlight.data.module import EditDataModule
+
+    editor, dm, kind = _setup("llama", "MEND", tmp_path)
+    batch = dm.make_batch(_records(kind, 1), train=True)
+    loc = batch["loc"]
+    nothing = torch.zeros_like(loc["attention_mask"], dtype=torch.bool)
+    calls = []
+    empty = editor.scored_logits(loc, nothing, lambda: calls.append(1))
+    assert empty.shape == (0, editor.vocab_size) and calls == []  # the model does not run at all
+    no_loc = EditDataModule(dataset=str(tmp_path), tokenizer="tiny-random-llama", n_loc=0, max_length=48)
+    no_loc.setup("fit")
+    batch = no_loc.make_batch(_records(kind, 1), train=True)
+    assert batch["loc"]["input_ids"].shape[0] == 0
+    logged = {}
+    editor.log_dict = lambda values, **kwargs: logged.update(values)
+    editor.train()
+    loss = editor.training_step(batch, 0)
+    assert torch.isfinite(loss) and float(logged["train/loss_loc"].detach()) == 0.0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in editor.trainable_parameters())
