@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mendlight.data.composition import batch_composition, composition_line
 from mendlight.metrics import PROTOCOLS
 
 RESULTS_JSON = "results.json"
@@ -238,10 +239,12 @@ def build_results(
 
     Returns:
         ``{"editor", "base_model", "dataset", "split", "created", "machine", "protocol", "subsets",
-        "by_relation", "records", **extra}`` where ``subsets`` holds :func:`summarise` of all rows, of the
-        known and unknown rows when some row has a non-None ``known``, and of the rows whose relation was
-        or was not in training when some row has a non-None ``relation_in_train``; ``by_relation`` holds
-        :func:`summarise` per ``relation`` (empty when no row names one).
+        "by_relation", "composition", "records", **extra}`` where ``subsets`` holds :func:`summarise` of
+        all rows, of the known and unknown rows when some row has a non-None ``known``, and of the rows whose
+        relation was or was not in training when some row has a non-None ``relation_in_train``;
+        ``by_relation`` holds :func:`summarise` per ``relation`` (empty when no row names one);
+        ``composition`` is :func:`~mendlight.data.composition.batch_composition` of the rows cut into
+        batches of ``protocol["n_edits_per_batch"]`` (None without it).
 
     Raises:
         ValueError: If a key of ``extra`` collides with a standard key.
@@ -265,6 +268,7 @@ def build_results(
         "protocol": {**dict(protocol), "metrics": {k: PROTOCOLS[k] for k in METRIC_KEYS}},
         "subsets": subsets,
         "by_relation": by_relation(rows),
+        "composition": batch_composition(rows, protocol.get("n_edits_per_batch")),
         "records": rows,
     }
     clash = sorted(set(extra or {}) & set(results))
@@ -422,6 +426,9 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             "",
             f"Known fraction (unedited model already gives the true target): {format_number(known)}",
         ]
+    composition = composition_line(results.get("composition"))
+    if composition:
+        lines += ["", f"Batches: {composition}"]
     lines += relation_table([results])
     records = list(results.get("records") or [])
     records = ([r for r in records if r.get("pre_output") or r.get("post_output")] or records)[:_SAMPLE_ROWS]
@@ -494,6 +501,9 @@ def comparison_markdown(
         for name, s in r.get("subsets", {}).items()
     ]
     lines += markdown_table(["editor", "subset", *_METRIC_HEADER], body)
+    for line in dict.fromkeys(composition_line(r.get("composition")) for r in results_list):
+        if line:  # one line per distinct batching (the editors of a table are usually tested alike)
+            lines += ["", f"Batches: {line}"]
     lines += relation_table(results_list)
     lines += ["", *provenance_lines(results_list)]
     return "\n".join(lines) + "\n"

@@ -405,3 +405,36 @@ def test_dataset_options_are_checked_at_construction(tmp_path):
     assert check_dataset_options("facts", None) == {} == check_dataset_options(str(tmp_path), {})
     assert "split_by" in accepted_options("facts") and "prompt_style" not in accepted_options("facts-qa")
     assert "flip_prob" in accepted_options("claims") and "n_train" in accepted_options("generation")
+
+
+def test_relations_option_builds_a_one_template_hard_case(tmp_path, capsys):
+    out = build_facts(tmp_path / "one", prompt_style="question", relations=["city_country"], n_cities=300)
+    records, manifest = _read(out)
+    assert manifest["options"]["relations"] == ["city_country"]
+    assert sum(len(v) for v in records.values()) == 300
+    question = next(t for t in RELATION_TEMPLATES["city_country"]["train"] if t.startswith("Q:"))
+    for r in _all(records):
+        assert r.relation == "city_country" and r.prompt == question.format(s=r.subject)
+        assert all(item.prompt.startswith("Q: ") for item in r.locality)  # neighbours only: one relation
+    two = FactOptions(relations=["capital", "city_country", "capital"])
+    assert two.relations == ("capital", "city_country")  # a sorted, de-duplicated tuple (hashable)
+    # all relations (the default) keep the cache key, so the builds made before the option are reused
+    assert "relations" not in facts_mod._cache_key(0, FactOptions())["options"]
+    assert facts_mod.facts_hash(0, relations=["capital"]) != facts_mod.facts_hash(0)
+    with pytest.raises(ValueError, match=r"unknown relation\(s\) \['capitol'\]"):
+        FactOptions(relations=["capitol"])
+    with pytest.raises(ValueError, match="non-empty list"):
+        FactOptions(relations="capital")
+    with pytest.raises(ValueError, match="choose more relations"):
+        FactOptions(relations=["capital", "currency"], split_by="relation")
+    with pytest.raises(ConfigError, match="unknown relation"):
+        EditDataModule(dataset="facts-qa", dataset_options={"relations": ["capitol"]})
+    argv = ["--out", str(tmp_path / "cli"), "--relations", "capital", "currency", "--max-per-relation", "50"]
+    assert main(argv) == 0
+    assert "capital" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["total"] == 100
+    with pytest.raises(ValueError, match=r"leave the val and test split\(s\) empty"):
+        build_facts(tmp_path / "tiny", relations=["capital"], max_per_relation=2)
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "bad"), "--relations", "capitol"])
+    assert "unknown relation(s) ['capitol']" in capsys.readouterr().err

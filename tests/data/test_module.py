@@ -517,7 +517,9 @@ def test_batch_meta_names_each_records_relation_and_whether_training_saw_it():
         EditRecord(prompt="a", target_new="x", relation="capital", meta={"relation_in_train": True}),
         EditRecord(prompt="b", target_new="y", relation="currency", meta={"relation_in_train": False}),
         EditRecord(prompt="c", target_new="z"),
+        EditRecord(prompt="Paris is in", target_new="Italy", subject="Paris"),
     ]
     meta = dm.make_batch(records, train=False)["meta"]
-    assert meta["relations"] == ["capital", "currency", None]
-    assert meta["relations_in_train"] == [True, False, None]
+    assert meta["relations"] == ["capital", "currency", None, None]
+    assert meta["relations_in_train"] == [True, False, None, None]
+    assert meta["templates"] == ["a", "b", "c", "{s} is in"]  # the subject as {s}

@@ -77,6 +77,7 @@ def test_trainable_editors_take_a_batched_training_step(layout, editor_name, tmp
 def test_result_rows_carry_the_relation_and_whether_training_saw_it(tmp_path):
     import dataclasses
 
+    from mendlight.data.composition import prompt_template
     from mendlight.editors.evaluation import record_rows
 
     editor, dm, kind = _setup("gpt2", "FT", tmp_path)
@@ -88,3 +89,6 @@ def test_result_rows_carry_the_relation_and_whether_training_saw_it(tmp_path):
     editor.eval()
     rows = record_rows(batch, editor.evaluate_batch(batch))
     assert [(r["relation"], r["relation_in_train"]) for r in rows] == [("capital", True), ("currency", False)]
+    assert [r["template"] for r in rows] == [
+        prompt_template(r.prompt, r.subject) for r in records
+    ]  # what the batch composition of a report counts

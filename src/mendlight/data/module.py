@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from mendlight.data.batch import EditBatch
+from mendlight.data.composition import prompt_template
 from mendlight.data.encoding import (
     CausalEncoder,
     EncodedRow,
@@ -372,6 +373,7 @@ class EditDataModule(pl.LightningDataModule):
             "tasks": [r.task for r in records],
             "relations": [r.relation for r in records],
             "relations_in_train": [_relation_in_train(r) for r in records],
+            "templates": [prompt_template(r.prompt, r.subject) for r in records],
         }
         return batch  # type: ignore[return-value]
 

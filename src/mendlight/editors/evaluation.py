@@ -197,6 +197,7 @@ def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
                 "task": (meta.get("tasks") or ["completion"] * k)[j],
                 "relation": (meta.get("relations") or [None] * k)[j],
                 "relation_in_train": (meta.get("relations_in_train") or [None] * k)[j],
+                "template": (meta.get("templates") or [None] * k)[j],
                 "pre_output": "",
                 "post_output": "",
             }

@@ -132,6 +132,9 @@ class FactOptions:
             the zsRE-style question-answering setting, embedded dataset ``facts-qa``).
         split_by: ``"subject"`` (splits disjoint by subject) or ``"relation"`` (some relations appear only
             in val, others only in test, never in train; see the module doc).
+        relations: if set, only these relations (names of :data:`RELATIONS`) are built; e.g.
+            ``["city_country"]`` with ``prompt_style="question"`` gives a set where every prompt shares one
+            question template, the hard case of batched editing. None (default): all of them.
 
     """
 
@@ -143,8 +146,20 @@ class FactOptions:
     n_locality: int = 2
     prompt_style: str = "any"
     split_by: str = "subject"
+    relations: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.relations is not None:
+            if isinstance(self.relations, str) or not self.relations:
+                raise ValueError(
+                    f'relations must be a non-empty list of relation names, e.g. ["city_country"], '
+                    f"got {self.relations!r}"
+                )
+            unknown = sorted(set(self.relations) - set(RELATIONS))
+            if unknown:
+                raise ValueError(f"unknown relation(s) {unknown}; known: {', '.join(RELATIONS)}")
+            # a list from JSON options: kept as a sorted tuple (hashable; the order does not matter)
+            object.__setattr__(self, "relations", tuple(sorted(set(self.relations))))
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
         if self.split_by not in SPLIT_BY:
@@ -158,11 +173,18 @@ class FactOptions:
             raise ValueError(f"max_per_relation must be at least 1 or None, got {self.max_per_relation}")
         if self.split_by == "relation":
             n_val, n_test = _n_heldout(val), _n_heldout(test)
-            if n_val + n_test >= len(HOLDOUT_CANDIDATES):
+            candidates = _holdout_candidates(self)
+            if n_val + n_test >= len(candidates):
                 raise ValueError(
-                    f"split_by='relation' would hold out {n_val} + {n_test} of the {len(HOLDOUT_CANDIDATES)} "
-                    "relations it draws from; lower val_fraction and test_fraction"
+                    f"split_by='relation' would hold out {n_val} + {n_test} of the {len(candidates)} "
+                    "relations it draws from; lower val_fraction and test_fraction (or choose more relations)"
                 )
+
+
+def _holdout_candidates(options: FactOptions) -> tuple[str, ...]:
+    """The relations ``split_by="relation"`` may hold out: the chosen ones of :data:`HOLDOUT_CANDIDATES`."""
+    chosen = options.relations
+    return tuple(rel for rel in HOLDOUT_CANDIDATES if chosen is None or rel in chosen)
 
 
 def _n_heldout(fraction: float) -> int:
@@ -183,12 +205,15 @@ def collect_facts(options: FactOptions | None = None) -> dict[str, dict[str, str
             ``max_per_relation`` choose the facts.
 
     Returns:
-        One table per relation of :data:`RELATIONS`; facts whose value equals the subject are dropped.
+        One table per relation of :data:`RELATIONS` (of ``options.relations`` if set); facts whose value
+        equals the subject are dropped.
 
     """
     opts = options or FactOptions()
     tables = _collect_facts(opts.min_population, opts.n_cities, opts.max_per_relation)
-    return {rel: dict(table) for rel, table in tables.items()}
+    return {
+        rel: dict(table) for rel, table in tables.items() if opts.relations is None or rel in opts.relations
+    }
 
 
 @functools.lru_cache(maxsize=4)
@@ -215,7 +240,9 @@ def _heldout(seed: int, options: FactOptions) -> dict[str, str]:
     """Do the work of :func:`heldout_relations`, cached (callers must not change the dict)."""
     if options.split_by != "relation":
         return {}
-    order = sorted(HOLDOUT_CANDIDATES, key=lambda rel: (_stable_int("facts-relation-split", seed, rel), rel))
+    order = sorted(
+        _holdout_candidates(options), key=lambda rel: (_stable_int("facts-relation-split", seed, rel), rel)
+    )
     n_val, n_test = _n_heldout(options.val_fraction), _n_heldout(options.test_fraction)
     return {rel: "val" if i < n_val else "test" for i, rel in enumerate(order[: n_val + n_test])}
 
@@ -378,11 +405,16 @@ def _has_subject(facts: list[tuple[str, str]], subj: str) -> bool:
 
 def _cache_key(seed: int, options: FactOptions) -> dict:
     templates = json.dumps(RELATION_TEMPLATES, sort_keys=True).encode("utf-8")
+    fields = dataclasses.asdict(options)
+    if fields["relations"] is None:  # all relations: the key (and the cached builds) of before the option
+        del fields["relations"]
+    else:
+        fields["relations"] = list(fields["relations"])
     return {
         "builder": "facts",
         "builder_version": BUILDER_VERSION,
         "seed": seed,
-        "options": dataclasses.asdict(options),
+        "options": fields,
         "templates_sha256": hashlib.sha256(templates).hexdigest()[:16],
         "packages": package_versions(),
     }
@@ -434,6 +466,12 @@ def build_facts(
         return target
     check_replaceable(target, "fact")
     splits = make_records(collect_facts(opts), seed, opts)
+    empty = [split for split, records in splits.items() if not records]
+    if empty:
+        raise ValueError(
+            f"these fact options leave the {' and '.join(empty)} split(s) empty; choose more relations, a "
+            "larger max_per_relation or larger val_fraction/test_fraction"
+        )
     counts = {split: Counter(r.relation for r in records) for split, records in splits.items()}
     manifest = {
         **_cache_key(seed, opts),
@@ -476,7 +514,18 @@ def main(argv: list[str] | None = None) -> int:
         default=defaults.split_by,
         help="disjoint splits by subject or relation",
     )
+    parser.add_argument(
+        "--relations",
+        nargs="+",
+        default=None,
+        metavar="RELATION",
+        help=f"build only these relations (default: all); one of: {', '.join(RELATIONS)}",
+    )
     args = parser.parse_args(argv)
+    if args.relations:
+        unknown = sorted(set(args.relations) - set(RELATIONS))
+        if unknown:
+            parser.error(f"--relations: unknown relation(s) {unknown}; known: {', '.join(RELATIONS)}")
     path = build_facts(
         args.out,
         seed=args.seed,
@@ -486,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         prompt_style=args.prompt_style,
         max_per_relation=args.max_per_relation,
         split_by=args.split_by,
+        relations=args.relations,
     )
     manifest = read_manifest(path)
     counts = manifest["counts"]
