@@ -115,3 +115,34 @@ def sequence_success(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     mask = labels != -100
     hit = (logits.argmax(-1) == labels) | ~mask
     return hit.all(-1) & mask.any(-1)
+
+
+def packed_step_losses(
+    post: torch.Tensor, pre_loc: torch.Tensor, targets: torch.Tensor, equiv_labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training step's losses from its packed post-edit logits (the editors' ``scored_logits``).
+
+    Args:
+        post: ``[n_targets + n_kl, classes]``: the logits at the equivalence rows' target tokens (row-major),
+            then at the locality KL's positions.
+        pre_loc: ``[n_kl, classes]``: the pre-edit logits at the same locality positions.
+        targets: ``[equiv rows, positions]`` boolean: the equivalence rows' target tokens.
+        equiv_labels: ``[equiv rows, positions]``: the equivalence rows' labels.
+
+    Returns:
+        ``(loss_edit, loss_loc, success)``: the NLL averaged over the target tokens, the KL averaged over the
+        locality positions (see :func:`masked_nll`, :func:`kl_locality`), and ``[equiv rows]`` whether
+        every target token of a row is predicted (no gradient).
+
+    """
+    n_targets = int(targets.sum())
+    post_equiv, post_loc = post[:n_targets], post[n_targets:]
+    labels = equiv_labels[targets]
+    loss_edit = masked_nll(post_equiv.unsqueeze(1), labels.unsqueeze(1))
+    loss_loc = kl_locality(pre_loc.unsqueeze(1), post_loc.unsqueeze(1), torch.ones_like(post_loc[:, :1]))
+    with torch.no_grad():
+        rows, n_rows = targets.nonzero()[:, 0], targets.shape[0]
+        hits = torch.bincount(rows, (post_equiv.argmax(-1) == labels).float(), minlength=n_rows)
+        counts = torch.bincount(rows, minlength=n_rows)
+        success = (hits == counts) & (counts > 0)  # every target token right
+    return loss_edit, loss_loc, success

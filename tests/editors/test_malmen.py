@@ -284,7 +284,7 @@ def test_one_training_step_on_every_layout(layout, tmp_path):
     batch = dm.make_batch(_records(kind, 3), train=True)
     loss = editor.training_step(batch, 0)
     loss.backward()
-    assert torch.isfinite(loss) and float(loss) > 0
+    assert torch.isfinite(loss) and float(loss.detach()) > 0
     assert float(editor.alpha.grad.abs().min()) > 0 and float(editor.log_lambda.grad.abs().min()) > 0
     assert torch.isfinite(editor.alpha.grad).all() and torch.isfinite(editor.log_lambda.grad).all()
     net_grads = [p.grad for p in editor.transforms.parameters() if p.grad is not None]
@@ -305,6 +305,45 @@ def test_one_training_step_on_every_layout(layout, tmp_path):
         assert factors[editor.edit_names[-1]][0].shape[0] == 3
     if layout == "t5-v1_1":
         assert {editor.answer_keyed[n] for n in editor.edit_names} == {True, False}
+
+
+@pytest.mark.parametrize("layout", ["llama", "t5-v1_1", "bert"])
+def test_chunked_training_step_equals_the_unchunked_step_in_loss_and_meta_gradient(layout, tmp_path):
+    """Post-edit passes over 1 or 2 edits at a time give the loss and gradients of one pass over all 5."""
+    ref = f"tiny-random-{layout}"
+    kind = EXPECTED[layout][0]
+    for split in ("train", "val", "test"):
+        write_records(tmp_path / f"{split}.jsonl", _records(kind, 5))
+    dm = EditDataModule(dataset=str(tmp_path), tokenizer=ref, n_loc=2, max_length=48)
+    dm.setup("test")
+    editor = make(ref, rank=4, edit_lr=1e-1)
+    editor.attach_datamodule(dm)
+    editor.train()
+    editor.edit(dm.make_batch(_records(kind, 5), train=True)["edit"])  # fill the statistics
+    editor.eval()  # statistics fixed: every computation normalises alike
+    perturb(editor)
+    batch = dm.make_batch(_records(kind, 5), train=True)
+    logged = {}
+    editor.log_dict = lambda values, **kwargs: logged.update(values)
+    params = [editor.alpha, editor.log_lambda, *editor.transforms.parameters()]
+
+    def step(run, chunk):
+        editor.hparams.lm_chunk = chunk
+        editor.zero_grad()
+        loss = run(batch, 0)
+        loss.backward()
+        values = {k: float(v.detach()) for k, v in logged.items()}
+        return float(loss.detach()), values, [p.grad.clone() for p in params]
+
+    whole = step(lambda b, i: editor_base.Editor.training_step(editor, b, i), 100)  # every row in one pass
+    assert whole[1]["train/loss_loc"] > 0 and float(whole[2][0].abs().max()) > 0
+    for chunk in (1, 2):
+        loss, values, grads = step(editor.training_step, chunk)
+        assert loss == pytest.approx(whole[0], rel=1e-5)
+        for key in ("train/loss_edit", "train/loss_loc", "train/es_equiv"):
+            assert values[key] == pytest.approx(whole[1][key], rel=1e-4, abs=1e-7), key
+        for got, want in zip(grads, whole[2], strict=True):  # float32 solves, summed in another order
+            assert_relatively_close(got, want, 3e-3)
 
 
 def test_independent_edits_and_row_by_row_editing_are_refused():
@@ -373,6 +412,34 @@ def test_peak_memory_of_a_k_edit_call_grows_only_by_the_keys_and_values():
     # without chunks the same call holds every row's activations: the measurement sees it
     unchunked, _ = _edit_peak(editor, 256, lm_chunk=256, editor_chunk=100_000)
     assert unchunked - key_bytes > 10 * rest[256]
+
+
+def _step_peak(editor: MALMEN, k: int, lm_chunk: int) -> tuple[int, int]:
+    """Peak bytes of a k-edit training step (with its backward) and the bytes of its keys K and D."""
+    editor.hparams.lm_chunk, editor.hparams.editor_chunk = lm_chunk, 64
+    words = ["red", "green", "blue", "black", "white", "grey", "pink", "gold"]  # rows as wide for every k
+    step = {
+        "edit": rows([(f"Fact number {words[i % 8]} says", words[i // 8 % 8]) for i in range(k)]),
+        "equiv": rows([(f"Fact {words[i % 8]} is that it says", words[i // 8 % 8]) for i in range(k)]),
+        "loc": rows([(f"Unrelated sentence {words[i % 8]} ends with", "blue") for i in range(k)]),
+    }
+    step["equiv"]["edit_index"] = step["loc"]["edit_index"] = torch.arange(k)
+    n = int((step["edit"]["labels"] != -100).sum())
+    key_bytes = sum(4 * n * sum(editor.io_shape[name]) for name in editor.edit_names)
+    with PeakMemory() as memory:
+        editor.training_step(step, 0).backward()
+    return memory.peak, key_bytes
+
+
+def test_peak_memory_of_a_k_edit_training_step_grows_only_by_the_keys_and_values():
+    editor = filled(make(edit_lr=0.1))
+    measured = {k: _step_peak(editor, k, lm_chunk=8) for k in (8, 64, 256)}
+    rest = {k: peak - key_bytes for k, (peak, key_bytes) in measured.items()}
+    print({k: (f"peak {p / 2**10:.0f} KiB", f"K+D {b / 2**10:.0f} KiB") for k, (p, b) in measured.items()})
+    per_weight = measured[256][1] / len(editor.edit_names)
+    assert rest[256] - rest[8] <= per_weight and rest[64] - rest[8] <= per_weight
+    unchunked, key_bytes = _step_peak(editor, 256, lm_chunk=256)  # every row's activations at once
+    assert unchunked - key_bytes > 4 * rest[256]
 
 
 # ------------------------------------------------------------------------------------------ (7) options

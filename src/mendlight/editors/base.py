@@ -31,7 +31,7 @@ from mendlight.editors.reports_tb import write_hparams_summary
 from mendlight.editors.rows import RowStack
 from mendlight.editors.sequential import SequentialChain
 from mendlight.errors import CheckpointError, ConfigError, TrainingStopped, check_at_least
-from mendlight.losses import binary_as_tokens, kl_locality, masked_nll
+from mendlight.losses import binary_as_tokens, kl_locality, masked_nll, packed_step_losses
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
     ParamDeltas,
@@ -321,22 +321,28 @@ class Editor(pl.LightningModule):
             post = self.scored_logits(
                 post_rows, positions, lambda: self.forward_rows(post_rows, deltas, post_hidden)
             )
-        n_targets = int(targets.sum())
-        post_equiv, post_loc = post[:n_targets], post[n_targets:]
-        equiv_labels = _token_labels(post_rows)[:n_equiv][targets]
-        loss_edit = masked_nll(post_equiv.unsqueeze(1), equiv_labels.unsqueeze(1))
-        loss_loc = kl_locality(pre_loc.unsqueeze(1), post_loc.unsqueeze(1), torch.ones_like(post_loc[:, :1]))
+        loss_edit, loss_loc, success = packed_step_losses(
+            post, pre_loc, targets, _token_labels(post_rows)[:n_equiv]
+        )
+        return self.finish_step(loss_edit, loss_loc, success.float().mean(), num_rows(batch["edit"]))
+
+    def finish_step(
+        self, loss_edit: torch.Tensor, loss_loc: torch.Tensor, es_equiv: torch.Tensor, k: int
+    ) -> torch.Tensor | None:
+        """The step's loss ``c_edit·loss_edit + c_loc·loss_loc``, logged; None (a skipped step) if not finite.
+
+        Args:
+            loss_edit: the equivalence rows' NLL.
+            loss_loc: the locality KL.
+            es_equiv: the share of equivalence rows with every target token right (logged only).
+            k: the edits of the step (the logged values' batch size).
+
+        """
         loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
-        k = num_rows(batch["edit"])
         if not self._agreed(bool(torch.isfinite(loss))):
             self._skip_step("non-finite loss")
             self.log("train/skipped_steps", self.skipped_steps.float(), batch_size=k)
             return None
-        with torch.no_grad():
-            rows = targets.nonzero()[:, 0]
-            hits = torch.bincount(rows, (post_equiv.argmax(-1) == equiv_labels).float(), minlength=n_equiv)
-            counts = torch.bincount(rows, minlength=n_equiv)
-            es_equiv = ((hits == counts) & (counts > 0)).float().mean()  # every target token right
         self.log_dict(
             {
                 "train/loss": loss,

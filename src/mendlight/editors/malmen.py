@@ -28,10 +28,12 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from mendlight.data.batch import CondRows, TokenRows
-from mendlight.editors.base import Editor
+from mendlight.data.batch import CondRows, EditBatch, TokenRows, num_rows
+from mendlight.editors.base import Editor, _token_labels
 from mendlight.editors.mend import MEND
+from mendlight.editors.rows import RowStack, rows_of_edits
 from mendlight.errors import ConfigError, check_at_least
+from mendlight.losses import packed_step_losses
 from mendlight.models.arch import weight_io_shape
 from mendlight.models.functional import ParamDeltas
 from mendlight.nn import GradientTransform
@@ -202,6 +204,67 @@ class MALMEN(MEND):
         return deltas
 
     # ------------------------------------------------------------------ training
+    def training_step(self, batch: EditBatch, batch_idx: int) -> Tensor | None:
+        """One training step whose post-edit passes run over ``lm_chunk`` edits at a time.
+
+        The loss is the base editors' ``c_edit·NLL(equiv) + c_loc·KL(pre‖post)`` (token means over the whole
+        batch), computed in chunks: each chunk's share of it is backpropagated at once to the weight updates
+        ``ΔW`` held as leaves, which frees that chunk's activations, and ``∂L/∂ΔW`` accumulates over the
+        chunks (MALMEN's decoupling of the language-model passes from the editor's). The returned loss has the
+        loss's value and, as gradient, ``Σ ⟨∂L/∂ΔW, ΔW⟩`` differentiated through the solve: exactly the
+        meta-gradient of the unchunked loss. Memory is then set by ``lm_chunk`` and ``editor_chunk``, not k.
+        """
+        edit_rows, equiv, loc = batch["edit"], batch["equiv"], batch["loc"]
+        k = num_rows(edit_rows)
+        deltas = self.edit(edit_rows, cond=batch.get("cond"))
+        leaves = {name: delta.detach().requires_grad_(True) for name, delta in deltas.items()}
+        n_targets = max(int((_token_labels(equiv) != -100).sum()), 1)
+        n_kl = max(int(self.kl_positions(loc).sum()), 1)
+        losses = torch.zeros(2)  # the NLL and the KL, summed over the chunks
+        successes = 0
+        step = int(self.hparams.lm_chunk)
+        for start in range(0, k, step):
+            part = self._chunk_losses(
+                rows_of_edits(equiv, start, start + step), rows_of_edits(loc, start, start + step), leaves
+            )
+            loss_edit = part[0] * (part[3] / n_targets)  # the chunk's share of the token means
+            loss_loc = part[1] * (part[4] / n_kl)
+            chunk_loss = self.hparams.c_edit * loss_edit + self.hparams.c_loc * loss_loc
+            if chunk_loss.requires_grad and torch.isfinite(chunk_loss):
+                chunk_loss.backward()
+            losses += torch.stack([loss_edit.detach(), loss_loc.detach()]).float().cpu()
+            successes += int(part[2].sum())
+        loss = self.finish_step(losses[0], losses[1], torch.tensor(successes / max(num_rows(equiv), 1)), k)
+        if loss is None:
+            return None
+        grads = {name: leaf.grad for name, leaf in leaves.items() if leaf.grad is not None}
+        through_solve = sum((deltas[name] * grad).sum() for name, grad in grads.items())
+        if not isinstance(through_solve, Tensor):  # nothing reached the updates: a zero meta-gradient
+            through_solve = sum(delta.sum() * 0.0 for delta in deltas.values())
+        return loss.to(through_solve) + (through_solve - through_solve.detach())
+
+    def _chunk_losses(
+        self, equiv: TokenRows, loc: TokenRows, deltas: ParamDeltas
+    ) -> tuple[Tensor, Tensor, Tensor, int, int]:
+        """The NLL and KL of one chunk's rows at ``θ + deltas``, with its success per row and token counts."""
+        stack = RowStack(self, {"equiv": equiv, "loc": loc})
+        loc_rows, loc_hidden = stack.select("loc")
+        kl_at = self.kl_positions(loc_rows)
+        with torch.no_grad():
+            pre_deltas = self.pre_edit_deltas()
+            pre_loc = self.scored_logits(
+                loc_rows, kl_at, lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
+            )
+        post_rows, post_hidden = stack.select("equiv", "loc")
+        n_equiv = num_rows(equiv)
+        labels = _token_labels(post_rows)[:n_equiv]
+        targets = labels != -100
+        post = self.scored_logits(
+            post_rows, torch.cat([targets, kl_at]), lambda: self.forward_rows(post_rows, deltas, post_hidden)
+        )
+        loss_edit, loss_loc, success = packed_step_losses(post, pre_loc, targets, labels)
+        return loss_edit, loss_loc, success, int(targets.sum()), int(kl_at.sum())
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Two parameter groups: the editor networks and λ at the optimizer's lr, η at ``lr_lr``."""
         nets = [p for p in self.transforms.parameters() if p.requires_grad]

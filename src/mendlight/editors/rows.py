@@ -59,3 +59,19 @@ class RowStack:
             part if self.widths[n] is None else part[:, : self.widths[n]]
             for part, n in zip(parts, names, strict=True)
         ]
+
+
+def rows_of_edits(rows: TokenRows, start: int, end: int) -> TokenRows:
+    """The rows of a group (equivalence or locality) that belong to edits ``start:end`` (by ``edit_index``).
+
+    Every tensor of the group is cut to those rows, in their order; ``edit_index`` is kept as it is.
+
+    Raises:
+        ValueError: if the group has no ``edit_index`` (rows made outside the data module).
+
+    """
+    if "edit_index" not in rows:
+        raise ValueError("these rows have no edit_index: cannot tell which edit each row belongs to")
+    owner = rows["edit_index"]
+    keep = (owner >= start) & (owner < end)
+    return {key: value[keep] for key, value in rows.items()}  # type: ignore[return-value]
