@@ -269,16 +269,24 @@ def test_at_identity_init_with_norm_the_transformed_factors_are_the_normalised_o
 
 
 # ------------------------------------------------------------------------------------------ (5) every layout
-@pytest.mark.parametrize("layout", ["llama", "gpt2", "t5-v1_1", "bert"])
-def test_one_training_step_on_every_layout(layout, tmp_path):
+def with_records(
+    layout: str, tmp_path, n: int, n_loc: int, edit_lr: float
+) -> tuple[MALMEN, EditDataModule, str]:
+    """A rank-4 MALMEN on ``tiny-random-<layout>`` with a data module over ``n`` records of its task."""
     ref = f"tiny-random-{layout}"
     kind = EXPECTED[layout][0]
     for split in ("train", "val", "test"):
-        write_records(tmp_path / f"{split}.jsonl", _records(kind, 3))
-    dm = EditDataModule(dataset=str(tmp_path), tokenizer=ref, n_loc=1, max_length=48)
+        write_records(tmp_path / f"{split}.jsonl", _records(kind, n))
+    dm = EditDataModule(dataset=str(tmp_path), tokenizer=ref, n_loc=n_loc, max_length=48)
     dm.setup("test")
-    editor = make(ref, rank=4, edit_lr=1e-2)
+    editor = make(ref, rank=4, edit_lr=edit_lr)
     editor.attach_datamodule(dm)
+    return editor, dm, kind
+
+
+@pytest.mark.parametrize("layout", ["llama", "gpt2", "t5-v1_1", "bert"])
+def test_one_training_step_on_every_layout(layout, tmp_path):
+    editor, dm, kind = with_records(layout, tmp_path, 3, n_loc=1, edit_lr=1e-2)
     before = state_fingerprint(editor.base)
     editor.train()
     batch = dm.make_batch(_records(kind, 3), train=True)
@@ -310,14 +318,7 @@ def test_one_training_step_on_every_layout(layout, tmp_path):
 @pytest.mark.parametrize("layout", ["llama", "t5-v1_1", "bert"])
 def test_chunked_training_step_equals_the_unchunked_step_in_loss_and_meta_gradient(layout, tmp_path):
     """Post-edit passes over 1 or 2 edits at a time give the loss and gradients of one pass over all 5."""
-    ref = f"tiny-random-{layout}"
-    kind = EXPECTED[layout][0]
-    for split in ("train", "val", "test"):
-        write_records(tmp_path / f"{split}.jsonl", _records(kind, 5))
-    dm = EditDataModule(dataset=str(tmp_path), tokenizer=ref, n_loc=2, max_length=48)
-    dm.setup("test")
-    editor = make(ref, rank=4, edit_lr=1e-1)
-    editor.attach_datamodule(dm)
+    editor, dm, kind = with_records(layout, tmp_path, 5, n_loc=2, edit_lr=1e-1)
     editor.train()
     editor.edit(dm.make_batch(_records(kind, 5), train=True)["edit"])  # fill the statistics
     editor.eval()  # statistics fixed: every computation normalises alike

@@ -297,13 +297,7 @@ class Editor(pl.LightningModule):
         """
         equiv, loc = batch["equiv"], batch["loc"]
         stack = RowStack(self, {"edit": batch["edit"], "equiv": equiv, "loc": loc})
-        loc_rows, loc_hidden = stack.select("loc")
-        kl_at = self.kl_positions(loc_rows)
-        with torch.no_grad():
-            pre_deltas = self.pre_edit_deltas()
-            pre_loc = self.scored_logits(
-                loc_rows, kl_at, lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
-            )
+        kl_at, pre_loc = self.pre_edit_locality(stack)
         edit_rows, edit_hidden = stack.select("edit")
         post_rows, post_hidden = stack.select("equiv", "loc")
         n_equiv = num_rows(equiv)
@@ -325,6 +319,22 @@ class Editor(pl.LightningModule):
             post, pre_loc, targets, _token_labels(post_rows)[:n_equiv]
         )
         return self.finish_step(loss_edit, loss_loc, success.float().mean(), num_rows(batch["edit"]))
+
+    def pre_edit_locality(self, stack: RowStack) -> tuple[torch.Tensor, torch.Tensor]:
+        """The locality KL's positions of the stack's ``loc`` rows and the pre-edit logits there (no grad).
+
+        Returns:
+            ``(kl_at [rows, positions] bool, pre_loc [n_kl, classes])`` (see :meth:`scored_logits`).
+
+        """
+        loc_rows, loc_hidden = stack.select("loc")
+        kl_at = self.kl_positions(loc_rows)
+        with torch.no_grad():
+            pre_deltas = self.pre_edit_deltas()
+            pre_loc = self.scored_logits(
+                loc_rows, kl_at, lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
+            )
+        return kl_at, pre_loc
 
     def finish_step(
         self, loss_edit: torch.Tensor, loss_loc: torch.Tensor, es_equiv: torch.Tensor, k: int

@@ -248,13 +248,7 @@ class MALMEN(MEND):
     ) -> tuple[Tensor, Tensor, Tensor, int, int]:
         """The NLL and KL of one chunk's rows at ``θ + deltas``, with its success per row and token counts."""
         stack = RowStack(self, {"equiv": equiv, "loc": loc})
-        loc_rows, loc_hidden = stack.select("loc")
-        kl_at = self.kl_positions(loc_rows)
-        with torch.no_grad():
-            pre_deltas = self.pre_edit_deltas()
-            pre_loc = self.scored_logits(
-                loc_rows, kl_at, lambda: self.forward_rows(loc_rows, pre_deltas, loc_hidden)
-            )
+        kl_at, pre_loc = self.pre_edit_locality(stack)
         post_rows, post_hidden = stack.select("equiv", "loc")
         n_equiv = num_rows(equiv)
         labels = _token_labels(post_rows)[:n_equiv]
