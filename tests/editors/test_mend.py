@@ -179,3 +179,36 @@ def test_batched_edit_is_the_sum_of_the_separate_edits():
         summed = sum(d[name] for d in alone)
         torch.testing.assert_close(together[name], summed, atol=1e-6, rtol=1e-4)
         assert float(together[name].detach().abs().max()) > 0
+
+
+def test_lm_chunk_edits_in_chunks_with_the_same_result_outside_training():
+    from mendlight.errors import ConfigError
+    from tests.editors.helpers import rows
+
+    torch.manual_seed(0)
+    mend = make(edit_lr=0.1)
+    mend.train()
+    mend.log_dict = mend.log = lambda *a, **k: None
+    mend.training_step(FACT, 0)  # fills the Welford statistics
+    mend.eval()
+    edits = rows(
+        [(f"Fact number {i} is about", word) for i, word in enumerate(["red", "tall", "cold", "new", "far"])]
+    )
+    whole = mend.edit(edits)
+    passes = []
+    mend.capture_edit_factors = lambda r, h=None, f=mend.capture_edit_factors: (
+        passes.append(len(r["labels"])) or f(r, h)
+    )
+    for chunk in (1, 2):
+        passes.clear()
+        mend.hparams.lm_chunk = chunk
+        chunked = mend.edit(edits)
+        assert passes == ([1] * 5 if chunk == 1 else [2, 2, 1])  # one forward/backward per chunk
+        for name in mend.edit_names:
+            torch.testing.assert_close(chunked[name], whole[name], atol=1e-6, rtol=1e-4)
+    mend.train()  # training edits run in one pass: the statistics take the whole batch first
+    passes.clear()
+    mend.edit(edits)
+    assert passes == [5]
+    with pytest.raises(ConfigError, match="MEND: lm_chunk must be at least 1, got 0"):
+        make(lm_chunk=0)

@@ -84,7 +84,7 @@ class MALMEN(MEND):
                 f"MALMEN: log_lambda (the initial log-regulariser λ) must be finite, got {log_lambda}"
             )
         try:
-            super().__init__(edit_lr=edit_lr, lr_lr=lr_lr, **kwargs)
+            super().__init__(edit_lr=edit_lr, lr_lr=lr_lr, lm_chunk=lm_chunk, **kwargs)
         except ConfigError as err:  # MEND's network options, checked by MEND: name the editor in use
             message = str(err)
             if message.startswith("MEND: "):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mendlight.data.batch import CondRows, TokenRows
+from mendlight.data.batch import CondRows, TokenRows, num_rows
 from mendlight.editors.base import Editor
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll, packed_edit_nll
@@ -42,6 +42,11 @@ class MEND(Editor):
         shared: share one network per weight shape with per-layer FiLM modes (Table 6 "No sharing" = False).
         edit_lr: initial value of every per-layer step size α (paper: 1e-4).
         lr_lr: learning rate of α, which has its own optimizer parameter group.
+        lm_chunk: edit rows per forward/backward pass of an evaluation edit (k simultaneous edits are k rows);
+            None: all k at once. The updates are summed either way, so the edit is the same; chunks bound the
+            memory of a large batched edit (k = 1,000 edits of SmolLM2 need about 1.4 MB of activations per
+            token at once otherwise). Training edits always run in one pass (the normalisation statistics
+            take the whole batch before any of it is normalised).
         **kwargs: base-model, loss and optimizer options of :class:`~mendlight.editors.base.Editor`.
 
     """
@@ -61,9 +66,12 @@ class MEND(Editor):
         shared: bool = True,
         edit_lr: float = 1e-4,
         lr_lr: float = 1e-4,
+        lm_chunk: int | None = None,
         **kwargs,
     ) -> None:
         check_at_least("MEND", "rank", rank, 1)
+        if lm_chunk is not None:
+            check_at_least("MEND", "lm_chunk", lm_chunk, 1)
         check_at_least("MEND", "n_hidden", n_hidden, 0)
         if init not in INITS:
             raise ConfigError(f"MEND: init must be one of {', '.join(map(repr, INITS))}, got {init!r}")
@@ -164,8 +172,18 @@ class MEND(Editor):
     ) -> ParamDeltas:
         """MEND's edit: one forward/backward of the edit loss, transformed factors, ``W − α Σ δ̃ ũᵀ``.
 
-        The k rows of ``rows`` are k simultaneous edits: their updates are summed (a batched edit).
+        The k rows of ``rows`` are k simultaneous edits: their updates are summed (a batched edit). Outside
+        training, ``lm_chunk`` rows at a time (the sum is the same; see the ``lm_chunk`` option).
         """
+        step, k = self.hparams.get("lm_chunk"), num_rows(rows)
+        if step and k > step and not self.training:
+            total: ParamDeltas = {}
+            for start in range(0, k, step):
+                part: TokenRows = {key: v[start : start + step] for key, v in rows.items()}  # type: ignore[assignment]
+                h = hidden[start : start + step] if hidden is not None else None
+                for name, delta in self.edit(part, h).items():
+                    total[name] = total[name] + delta if name in total else delta
+            return total
         factors = self.transformed_factors(rows, hidden)
         deltas: ParamDeltas = {}
         for i, name in enumerate(self.edit_names):
