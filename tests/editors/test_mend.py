@@ -11,6 +11,16 @@ def make(**kw):
     return MEND(base_model="tiny-random-llama", **kw)
 
 
+def filled(mend: MEND) -> MEND:
+    """The editor in eval mode after one training step (which fills its Welford statistics)."""
+    torch.manual_seed(0)
+    mend.train()
+    mend.log_dict = mend.log = lambda *a, **k: None
+    mend.training_step(FACT, 0)
+    mend.eval()
+    return mend
+
+
 def test_edit_at_init_without_norm_is_minus_alpha_times_the_true_gradient():
     torch.manual_seed(0)
     mend = make(norm=False, edit_lr=0.5)
@@ -162,12 +172,7 @@ def test_batched_edit_is_the_sum_of_the_separate_edits():
     lengths, padding included, with the normalisation statistics of a training step)."""
     from tests.editors.helpers import rows
 
-    torch.manual_seed(0)
-    mend = make(edit_lr=0.1)
-    mend.train()
-    mend.log_dict = mend.log = lambda *a, **k: None
-    mend.training_step(FACT, 0)  # fills the Welford statistics
-    mend.eval()
+    mend = filled(make(edit_lr=0.1))
     pairs = [
         ("The capital of France is", "Rome"),
         ("Water boils at", "ninety degrees"),
@@ -185,12 +190,7 @@ def test_lm_chunk_edits_in_chunks_with_the_same_result_outside_training():
     from mendlight.errors import ConfigError
     from tests.editors.helpers import rows
 
-    torch.manual_seed(0)
-    mend = make(edit_lr=0.1)
-    mend.train()
-    mend.log_dict = mend.log = lambda *a, **k: None
-    mend.training_step(FACT, 0)  # fills the Welford statistics
-    mend.eval()
+    mend = filled(make(edit_lr=0.1))
     edits = rows(
         [(f"Fact number {i} is about", word) for i, word in enumerate(["red", "tall", "cold", "new", "far"])]
     )
