@@ -6,9 +6,6 @@ import math
 
 import pytest
 import torch
-from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 import mendlight.editors.base as editor_base
 from mendlight.data import EditDataModule
@@ -18,6 +15,7 @@ from mendlight.errors import ConfigError
 from mendlight.losses import edit_nll
 from mendlight.models.functional import state_fingerprint
 from mendlight.nn.least_squares import ridge_solve, ridge_update
+from mendlight.profiling import TensorPeakMemory
 from tests.editors.helpers import FACT, rows
 from tests.models.test_architectures import EXPECTED, _records
 
@@ -365,35 +363,13 @@ def test_optimizer_groups_and_checkpointed_parameters():
 
 
 # ------------------------------------------------------------------------------------------ (6) memory
-class PeakMemory(TorchDispatchMode):
-    """The peak of the bytes held by tensors created inside the block (storages counted once, while alive)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, tuple[StorageWeakRef, int]] = {}
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                storage = t.untyped_storage()
-                key = storage.data_ptr()
-                held = self.live.get(key)
-                if held is None or held[0].expired():
-                    self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
-                    self.live[key] = (StorageWeakRef(storage), storage.nbytes())
-                    self.peak = max(self.peak, sum(n for _, n in self.live.values()))
-        return out
-
-
 def _edit_peak(editor: MALMEN, k: int, lm_chunk: int, editor_chunk: int) -> tuple[int, int]:
     """Peak bytes of a k-edit call (edit and meta-gradient backward) and the bytes of its keys K and D."""
     editor.hparams.lm_chunk, editor.hparams.editor_chunk = lm_chunk, editor_chunk
     edit = rows([(f"Fact number {i} says", f"x{i}") for i in range(k)])
     n = int((edit["labels"] != -100).sum())
     key_bytes = sum(4 * n * sum(editor.io_shape[name]) for name in editor.edit_names)
-    with PeakMemory() as memory:
+    with TensorPeakMemory() as memory:
         deltas = editor.edit(edit)
         sum((d * d.detach()).sum() for d in deltas.values()).backward()
     return memory.peak, key_bytes
@@ -427,7 +403,7 @@ def _step_peak(editor: MALMEN, k: int, lm_chunk: int) -> tuple[int, int]:
     step["equiv"]["edit_index"] = step["loc"]["edit_index"] = torch.arange(k)
     n = int((step["edit"]["labels"] != -100).sum())
     key_bytes = sum(4 * n * sum(editor.io_shape[name]) for name in editor.edit_names)
-    with PeakMemory() as memory:
+    with TensorPeakMemory() as memory:
         editor.training_step(step, 0).backward()
     return memory.peak, key_bytes
 
