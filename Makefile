@@ -54,9 +54,10 @@ format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests experiments
 	$(BIN)/ruff format src tests experiments
 
-bench: install ## edit latency vs forward+backward and FT; training edits/s against the bottom-pass floor (SmolLM2)
+bench: install ## edit latency vs fwd+bwd and FT; training edits/s vs the floor; k-edit calls vs k single edits (SmolLM2)
 	$(BIN)/python experiments/bench_edit.py --out experiments/bench_results.md
 	$(BIN)/python experiments/bench_train.py --out experiments/bench_train_latest.md
+	$(BIN)/python experiments/bench_batched.py --out experiments/bench_batched_latest.md
 
 tb: install ## open TensorBoard on the runs directory
 	$(BIN)/tensorboard --logdir runs
