@@ -36,7 +36,7 @@ STAND_INS = {
     "minilm_factcheck_ft": ("tiny-random-bert", "classification"),
     "tiny_debug": ("tiny-random-llama", "completion"),
 }
-#: the paper's hub models, one per experiment config (spec §4.1)
+#: the paper's hub models, one per experiment config (docs/algorithm.md §4.1)
 PAPER_MODELS = {
     "gptneo_wikitext": "EleutherAI/gpt-neo-2.7B",
     "gptj_wikitext": "EleutherAI/gpt-j-6B",
@@ -153,7 +153,7 @@ def test_config_runs_one_step_on_a_tiny_stand_in(stem, tmp_path, no_argv):
 
 FRAGMENTS = sorted((CONFIGS / "editor").glob("mend_*.yaml"))
 BASELINES = {"ft": "FT", "ft_kl": "FTKL", "enn": "ENN", "ke": "KE", "cache": "Cache", "malmen": "MALMEN"}
-#: fragment stem -> the MEND init args it sets (spec §9, Table 6 mapping)
+#: fragment stem -> the MEND init args it sets (docs/algorithm.md §9, Table 6 mapping)
 ABLATIONS = {
     "mend_no_sharing": {"shared": False},
     "mend_no_norm": {"norm": False},

@@ -1,11 +1,12 @@
-"""The losses of editor training (spec §6): masked token NLL and the locality KL.
+"""The losses of editor training (docs/algorithm.md §6): masked token NLL and the locality KL.
 
 Labels are aligned with logits (see :mod:`mendlight.data.batch`), so nothing here shifts. Binary
 classification logits (``[rows]``, one logit per row, labels ``[rows]`` in {0, 1, -100}) are handled by
 :func:`binary_as_tokens`: the logit ``a`` becomes the two-class logits ``[0, a]`` of a one-token row, whose
 softmax is ``(σ(−a), σ(a))``. The token NLL of that row is then ``−log σ(±a)`` (the paper's binary NLL), its
 argmax is the sign decision (``a > 0`` → 1), and the categorical KL of two such rows is exactly the
-closed-form Bernoulli KL of spec §6 — so every loss and metric has one code path for both layouts.
+closed-form Bernoulli KL of docs/algorithm.md §6 — so every loss and metric has one code path for both
+layouts.
 """
 
 from __future__ import annotations

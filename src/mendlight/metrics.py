@@ -1,7 +1,8 @@
 """Editing metrics as torchmetrics ``Metric`` objects, plus the functional helpers they share.
 
-Every metric keeps only sum states (``dist_reduce_fx="sum"``), so DDP reduction is exact (STYLE.md §2), and
-implements only ``update``/``compute``. The definitions follow MEND.md §6 and DESIGN.md §5:
+Every metric keeps only sum states (``dist_reduce_fx="sum"``), so DDP reduction is exact
+(docs/design.md §8.2), and implements only ``update``/``compute``. The definitions follow
+docs/algorithm.md §6 and docs/design.md §5:
 
 * a *row* (one sequence) is correct iff every scored position (label != -100) is the argmax under teacher
   forcing (the MEND paper's whole-target exact match); rows with no scored position are ignored;

@@ -1,8 +1,8 @@
 """Every family of the architecture table on a tiny random model built from its HF config.
 
-For each: the default edited weights are the paper's (spec §4.1), the captured factors reproduce the true
-gradient of every edited weight, and one MEND training step and one edit (MEND and FT) run on batches of
-the model's own layout (decoder-only, encoder-decoder, binary classifier).
+For each: the default edited weights are the paper's (docs/algorithm.md §4.1), the captured factors
+reproduce the true gradient of every edited weight, and one MEND training step and one edit (MEND and FT)
+run on batches of the model's own layout (decoder-only, encoder-decoder, binary classifier).
 """
 
 import pytest

@@ -18,7 +18,7 @@ def _batches(seed=0, sizes=SIZES, dim=DIM):
 
 
 def sequential_welford(rows):
-    """MEND.md §1.4, row by row, in float64."""
+    """docs/algorithm.md §1.4, row by row, in float64."""
     mu = s = None
     k = 0
     for x in rows.double():

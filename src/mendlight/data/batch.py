@@ -1,4 +1,4 @@
-"""The batch contract between data modules and editors (DESIGN.md §3).
+"""The batch contract between data modules and editors (docs/design.md §3).
 
 Every tensor is right-padded. **Labels are aligned with logits**: ``labels[b, t]`` is the token the model
 should predict at position ``t`` (for a causal LM, the data module has already shifted them), and ``-100``

@@ -6,7 +6,8 @@
   ``t + 1`` on the target span (aligned with the logits) and -100 elsewhere. A ``completion`` target follows
   the prompt after one space (none if the prompt ends in whitespace); a ``generation`` target is appended
   verbatim. It also makes full-text rows (:meth:`CausalEncoder.text`: every next token scored, for
-  perplexity) and prefix-cut rows (:meth:`CausalEncoder.cut_prefix`: the Wikitext rephrase of spec §5.4);
+  perplexity) and prefix-cut rows (:meth:`CausalEncoder.cut_prefix`: the Wikitext rephrase of
+  docs/algorithm.md §5.4);
 * :class:`Seq2SeqEncoder` (T5, BART): ``input_ids`` = the prompt with the tokenizer's special tokens;
   ``labels`` = target tokens (no leading space) + eos; ``decoder_input_ids`` =
   ``[decoder_start_token_id] + labels[:-1]``, so that labels line up with the decoder logits;
@@ -438,7 +439,7 @@ class CausalEncoder(RowEncoder):
         return prompt_len - len(head)
 
     def cut_prefix(self, row: EncodedRow, rng: random.Random) -> EncodedRow:
-        """The generation rephrase of spec §5.4: ``row`` with its first ``remove`` prompt tokens cut.
+        """The generation rephrase (docs/algorithm.md §5.4): ``row`` less its first ``remove`` prompt tokens.
 
         ``remove`` is drawn from ``rng`` uniformly in ``[0, prefix_length(row) // 2]``; leading special
         tokens (BOS) stay, and the labels move with the tokens, so the target span is unchanged.

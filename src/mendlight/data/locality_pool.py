@@ -1,9 +1,9 @@
 """Locality rows drawn on demand from a split's records, for editors that regularise every step (FT+KL).
 
-The paper's FT+KL (spec §3.2) draws a *new* locality batch from the **training** split at every fine-tuning
-step of an edit and penalises the KL between the unedited and the edited model on it. :class:`LocalityPool`
-collects the locality items of a split's records once and encodes ``n`` of them, drawn with replacement, into
-a :class:`~mendlight.data.batch.TokenRows` group of the model's layout.
+The paper's FT+KL (docs/algorithm.md §3.2) draws a *new* locality batch from the **training** split at
+every fine-tuning step of an edit and penalises the KL between the unedited and the edited model on it.
+:class:`LocalityPool` collects the locality items of a split's records once and encodes ``n`` of them,
+drawn with replacement, into a :class:`~mendlight.data.batch.TokenRows` group of the model's layout.
 """
 
 from __future__ import annotations

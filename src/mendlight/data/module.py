@@ -308,10 +308,10 @@ class EditDataModule(pl.LightningDataModule):
         """Collate edit records into one :class:`EditBatch` of ``len(records)`` simultaneous edits.
 
         Rows follow the model layout (:mod:`mendlight.data.encoding`). A ``generation`` record appends its
-        target verbatim; without rephrases its equivalence row is the edit row with a prefix cut (spec §5.4:
-        up to half of the prompt tokens, drawn from the batch RNG in training and from an RNG seeded by
-        ``seed`` and the record id in evaluation), and a locality item with an empty prompt is a full-text
-        row (every next token scored, at most ``max_loc_length`` tokens).
+        target verbatim; without rephrases its equivalence row is the edit row with a prefix cut
+        (docs/algorithm.md §5.4: up to half of the prompt tokens, drawn from the batch RNG in training and
+        from an RNG seeded by ``seed`` and the record id in evaluation), and a locality item with an empty
+        prompt is a full-text row (every next token scored, at most ``max_loc_length`` tokens).
 
         Args:
             records: the edits (at least one).
@@ -522,7 +522,7 @@ def _relation_in_train(record: EditRecord) -> bool | None:
 
 
 def condition_text(record: EditRecord) -> str:
-    """KnowledgeEditor's condition text of an edit (spec §3.4): ``"<old> >> <new> || <prompt>"``.
+    """KnowledgeEditor's condition text of an edit (docs/algorithm.md §3.4): ``"<old> >> <new> || <prompt>"``.
 
     The old target is ``target_true`` (empty when unknown); a generation record's condition is its edit
     sequence, prompt and target.

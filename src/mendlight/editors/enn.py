@@ -1,4 +1,4 @@
-"""ENN: Editable Neural Networks (Sinitsin et al., 2020) as the MEND paper runs it (spec §3.3).
+"""ENN: Editable Neural Networks (Sinitsin et al., 2020) as the MEND paper runs it (docs/algorithm.md §3.3).
 
 ENN edits with plain gradient descent, ``W' = W − η_ℓ ∇_W NLL(x_e, y_e)`` (``n_edit_steps`` steps, default 1),
 with learned per-layer inner learning rates η_ℓ, and *trains the model it edits* so that such steps work:

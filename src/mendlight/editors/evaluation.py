@@ -1,4 +1,4 @@
-"""Evaluation of one edit batch: metric updates and per-record result rows (DESIGN.md §5).
+"""Evaluation of one edit batch: metric updates and per-record result rows (docs/design.md §5).
 
 The editor computes logits before and after its edit; this module turns them into the paper's numbers:
 edit success on the edit input, on rephrases and pooled (Eq. 1), accuracy and perplexity drawdown on the

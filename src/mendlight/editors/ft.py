@@ -1,4 +1,4 @@
-"""FT: test-time fine-tuning of the edited weights (the paper's FT baseline, spec §3.1).
+"""FT: test-time fine-tuning of the edited weights (the paper's FT baseline, docs/algorithm.md §3.1).
 
 For each edit FT optimises additive deltas of the same weights MEND edits, for at most ``max_steps`` steps,
 stopping as soon as every target token is the argmax. Unlike the original code, the last update is always

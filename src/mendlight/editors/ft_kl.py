@@ -1,4 +1,4 @@
-"""FT+KL: test-time fine-tuning with a KL penalty to the unedited model (the paper's FT+KL, spec §3.2).
+"""FT+KL: the paper's test-time fine-tuning with a KL penalty to the unedited model (docs/algorithm.md §3.2).
 
 Every fine-tuning step of an edit draws a *new* locality batch from the **training** split (the original's
 "oracle" locality sampler) and minimises ``KL(p_θ(x_loc) ‖ p_θ+Δ(x_loc)) + c_edit_ft · NLL(x_e, y_e)``; the

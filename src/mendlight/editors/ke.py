@@ -1,4 +1,4 @@
-"""KE: KnowledgeEditor (De Cao et al., 2021) as the MEND paper runs it (spec §3.4).
+"""KE: KnowledgeEditor (De Cao et al., 2021) as the MEND paper runs it (docs/algorithm.md §3.4).
 
 A hyper-network reads the *condition* of an edit — ``"<old> >> <new> || <prompt>"``, or the edit sequence for
 generation — and turns the fine-tuning gradient ``∇W`` of each edited weight into an update:

@@ -1,12 +1,13 @@
 """The architecture table: which weights an editor edits, keyed by ``config.model_type``.
 
-Editors never branch on a model's class or name; everything model-specific lives here (DESIGN.md §2). A row
-names the model's layout (causal LM, sequence-to-sequence LM or binary classifier) and one or more block
-groups — a block list with the weights inside each block that are edited by default: the MLP matrices of
-the last blocks, as in the MEND paper (spec §4.1). Encoder-decoder models have two groups (the last 2 encoder
-and the last 2 decoder blocks). A group may list alternative weight names (T5 v1.0's ``wi`` and T5 v1.1's
-gated ``wi_0``); only those present in a block are edited. Users override the choice with exact names or
-glob patterns (``edit_params`` in a config); a pattern that matches nothing is an error listing candidates.
+Editors never branch on a model's class or name; everything model-specific lives here
+(docs/design.md §2). A row names the model's layout (causal LM, sequence-to-sequence LM or binary
+classifier) and one or more block groups — a block list with the weights inside each block that are edited
+by default: the MLP matrices of the last blocks, as in the MEND paper (docs/algorithm.md §4.1).
+Encoder-decoder models have two groups (the last 2 encoder and the last 2 decoder blocks). A group may list
+alternative weight names (T5 v1.0's ``wi`` and T5 v1.1's gated ``wi_0``); only those present in a block
+are edited. Users override the choice with exact names or glob patterns (``edit_params`` in a config); a
+pattern that matches nothing is an error listing candidates.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ _LLAMA_MLP = _mlp("model.layers", "mlp.gate_proj.weight", "mlp.up_proj.weight", 
 _T5_FF = ("DenseReluDense.wi.weight", "DenseReluDense.wi_0.weight", "DenseReluDense.wo.weight")
 _BART_FF = ("fc1.weight", "fc2.weight")
 
-#: ``config.model_type`` → layout and default edited weights (spec §4.1). Llama-family models edit their
-#: gate/up/down projections; T5 edits ``wi``+``wo`` (v1.0) or the gated ``wi_0``+``wo`` (v1.1; ``wi_1`` is
-#: not edited) of the last 2 encoder and decoder blocks; BERT is a binary classifier (one logit from a linear
-#: head on the pooled output) and edits ``intermediate.dense`` and ``output.dense`` of its last 3 layers.
+#: ``config.model_type`` → layout and default edited weights (docs/algorithm.md §4.1). Llama-family models
+#: edit their gate/up/down projections; T5 edits ``wi``+``wo`` (v1.0) or the gated ``wi_0``+``wo`` (v1.1;
+#: ``wi_1`` is not edited) of the last 2 encoder and decoder blocks; BERT is a binary classifier (one logit
+#: from a linear head on the pooled output) and edits ``intermediate.dense`` and ``output.dense`` of its
+#: last 3 layers.
 ARCH_TABLE: dict[str, ArchSpec] = {
     "llama": _LLAMA_MLP,
     "qwen2": _LLAMA_MLP,

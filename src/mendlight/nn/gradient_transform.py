@@ -2,7 +2,7 @@
 
 For one edited weight ``W`` (``in → out``) the gradient of a loss is ``Σ_i δ_i u_iᵀ`` over token rows ``i``,
 with ``u`` the layer input and ``δ`` the gradient w.r.t. the layer output. :class:`GradientTransform`
-(``spec/MEND.md`` §1.4, §1.6) drops padding rows, normalises both factors with running statistics, and
+(``docs/algorithm.md`` §1.4, §1.6) drops padding rows, normalises both factors with running statistics, and
 transforms them with identity-initialised low-rank MLPs; :func:`pseudo_gradient` sums the transformed
 outer products into an update laid out like the weight (§1.8).
 """
@@ -29,7 +29,8 @@ def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 class GradientTransform(nn.Module):
     """Normalise and transform the gradient factors of one weight shape (MEND's ``GradientTransform``).
 
-    Networks by variant (``spec/MEND.md`` §1.6), each a :class:`~mendlight.nn.lowrank.LowRankIdentityMLP`:
+    Networks by variant (``docs/algorithm.md`` §1.6), each a
+    :class:`~mendlight.nn.lowrank.LowRankIdentityMLP`:
 
     * ``combine=True`` (default): one net ``combined_net`` on ``x_dim + delta_dim`` applied to
       ``cat(ū, δ̄)``, whose output is split back into ``ũ`` and ``δ̃``.

@@ -7,7 +7,7 @@ value shifts ``V`` (``n × value_size``), the update is the ridge solution
 
 a ``key_size × key_size`` solve whatever the number of keys. :func:`ridge_update` accumulates ``KᵀK`` and
 ``KᵀV`` over chunks of rows, so ``V`` is never held whole, and differentiates the solve in closed form
-(MALMEN §training): with ``G = ∂L/∂ΔW`` and ``M = (KᵀK + e^λ I)⁻¹ G``,
+(docs/algorithm.md §11.4): with ``G = ∂L/∂ΔW`` and ``M = (KᵀK + e^λ I)⁻¹ G``,
 
     ``∂L/∂V = K M``  and  ``∂L/∂λ = −e^λ Σ M ⊙ ΔW``;
 

@@ -1,7 +1,7 @@
 """Low-rank, identity-initialised MLP blocks: MEND's editor network (paper Eq. 3, App. A).
 
 :class:`LowRankLinear` is the paper's ``LRLinear`` and :class:`LowRankIdentityMLP` its ``IDMLP``
-(``spec/MEND.md`` §1.5). Each block computes ``z + clamp(s ⊙ (U V z + b) + o, min=0)`` with ``U = 0`` at
+(``docs/algorithm.md`` §1.5). Each block computes ``z + clamp(s ⊙ (U V z + b) + o, min=0)`` with ``U = 0`` at
 init, so the stack starts as the exact identity and the first pseudo-gradient is the (normalised) true one.
 """
 

@@ -1,7 +1,7 @@
 """Running per-feature mean and standard deviation (Welford), mergeable across batches and DDP ranks.
 
 MEND normalises each edited layer's input ``u`` and output gradient ``δ`` with statistics accumulated over
-every token of every training edit seen so far (``spec/MEND.md`` §1.4). The official code runs the
+every token of every training edit seen so far (``docs/algorithm.md`` §1.4). The official code runs the
 sequential Welford update row by row; :class:`WelfordNormalizer` gets the same numbers in one vectorised step
 per batch with Chan et al.'s parallel merge::
 

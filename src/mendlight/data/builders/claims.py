@@ -9,10 +9,10 @@ so the labels are balanced exactly, in every split and relation. One claim is on
 * ``prompt``: the claim in a seeded random *training* claim template (:data:`CLAIM_TEMPLATES`);
 * ``target_true``: its gold label;
 * ``target_new``: the gold label flipped with probability ``flip_prob`` (0.5, seeded per record). As in the
-  paper's FEVER setting (spec §5.3, y_e ~ Bernoulli(0.5)) about half of the edits therefore ask the model to
-  *keep* the gold label. The paper flips the fact-checker's own *prediction*; these records are model-free
-  and flip the gold label instead, which matches when the base classifier is the gold-trained one
-  (:mod:`mendlight.models.factcheck`) and predicts the gold label;
+  paper's FEVER setting (docs/algorithm.md §5.3, y_e ~ Bernoulli(0.5)) about half of the edits therefore
+  ask the model to *keep* the gold label. The paper flips the fact-checker's own *prediction*; these
+  records are model-free and flip the gold label instead, which matches when the base classifier is the
+  gold-trained one (:mod:`mendlight.models.factcheck`) and predicts the gold label;
 * ``rephrases``: the same claim in the other training templates (train split) or in the *held-out*
   templates only (val/test), as for the facts;
 * ``locality``: claims about other subjects of the same split with their gold labels, alternating unrelated
@@ -73,7 +73,8 @@ class ClaimOptions(FactOptions):
 
     Attributes:
         n_cities: number of ``city_country`` facts (1,000 here, as before the fact dataset grew).
-        flip_prob: probability that a record's ``target_new`` is the flipped gold label (spec §5.3: 0.5).
+        flip_prob: probability that a record's ``target_new`` is the flipped gold label
+            (docs/algorithm.md §5.3: 0.5).
 
     """
 

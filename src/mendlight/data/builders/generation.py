@@ -1,9 +1,9 @@
-"""The generation-editing dataset: passage prefixes with sampled 10-token continuations (spec §5.4, offline).
+"""The generation-editing dataset: passage prefixes with sampled 10-token continuations (offline).
 
-MEND's Wikitext task edits a language model to produce a 10-token continuation y_e *sampled from a model*
-after a passage prefix x_e; the unedited model's greedy continuation almost never equals it. This builder
-makes the same data from any local corpus (:mod:`mendlight.data.builders.corpus`; FOLDOC by default,
-Wikitext-103 with ``corpus="hub:wikitext"`` when the hub is reachable):
+MEND's Wikitext task (docs/algorithm.md §5.4) edits a language model to produce a 10-token continuation y_e
+*sampled from a model* after a passage prefix x_e; the unedited model's greedy continuation almost never
+equals it. This builder makes the same data from any local corpus (:mod:`mendlight.data.builders.corpus`;
+FOLDOC by default, Wikitext-103 with ``corpus="hub:wikitext"`` when the hub is reachable):
 
 1. the corpus passages are shuffled (seeded) and split into edit passages and locality passages (disjoint),
    each divided into train/val/test;
@@ -15,7 +15,7 @@ Wikitext-103 with ``corpus="hub:wikitext"`` when the hub is reachable):
    into the same tokens (so the target is exactly ``n_tokens`` tokens); the rest are dropped and counted;
 5. each record gets ``n_locality`` locality passages of its split (an empty prompt: scored as text, so the
    drawdown is a perplexity drawdown). Rephrases are left empty: the data module cuts a random prefix of up
-   to half of the prompt (spec §5.4).
+   to half of the prompt (docs/algorithm.md §5.4).
 
 Records are ``task="generation"`` with ``meta = {"n_tokens", "greedy", "corpus"}``. Builds are cached by
 content hash (corpus passages, models, options, seed) like the fact dataset::

@@ -1,4 +1,4 @@
-"""CounterFact as released with ROME (PEERS §3.3): ``counterfact.json`` / ``multi_counterfact.json``.
+"""CounterFact from ROME (docs/algorithm.md §5.6): ``counterfact.json`` / ``multi_counterfact.json``.
 
 The file is a JSON list of cases::
 

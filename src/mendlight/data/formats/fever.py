@@ -1,4 +1,4 @@
-"""FEVER fact checking as released with KnowledgeEditor (spec §5.3): binary classification records.
+"""FEVER fact checking, KnowledgeEditor's release (docs/algorithm.md §5.3): binary classification records.
 
 De Cao et al.'s ``fever-{train,dev}-kilt.jsonl`` has one KILT object per line::
 

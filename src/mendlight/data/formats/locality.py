@@ -1,11 +1,11 @@
 """Attaching locality items to converted records, deterministically.
 
-The public formats differ in where locality comes from (spec §5): zsRE trains with *other zsRE questions*
-and their gold answers and validates with Natural Questions; FEVER uses other claims with their gold labels;
-Wikitext uses unrelated passages; CounterFact ships its own neighbourhood prompts. Converters build a pool
-of :class:`~mendlight.data.records.LocalityItem` and call :func:`attach_locality`, which gives every record
-``n`` items drawn from the pool with an RNG seeded by ``(seed, record id)``: a record gets the same items
-whatever other records the file holds or in which order they come.
+The public formats differ in where locality comes from (docs/algorithm.md §5): zsRE trains with *other
+zsRE questions* and their gold answers and validates with Natural Questions; FEVER uses other claims with
+their gold labels; Wikitext uses unrelated passages; CounterFact ships its own neighbourhood prompts.
+Converters build a pool of :class:`~mendlight.data.records.LocalityItem` and call :func:`attach_locality`,
+which gives every record ``n`` items drawn from the pool with an RNG seeded by ``(seed, record id)``: a
+record gets the same items whatever other records the file holds or in which order they come.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Natural Questions as locality facts (spec §5.2, MEND's ``data/nq/{train,validation}.json``).
+"""Natural Questions as locality facts (docs/algorithm.md §5.2, MEND's ``data/nq/{train,validation}.json``).
 
 The file is one JSON object with two aligned lists::
 
@@ -11,8 +11,9 @@ answer is the *shortest* first short-answer text over the annotations, and quest
 are dropped. :func:`read_nq` reads such a file verbatim; :func:`nq_hub_item` applies the same processing to
 one hub row (used by :mod:`mendlight.data.formats.hub`).
 
-The paper uses NQ only for **validation** locality of zsRE (spec §5.2: ``use_nq = "train" not in path``);
-:func:`attach_nq` attaches NQ items to converted records deterministically.
+The paper uses NQ only for **validation** locality of zsRE (docs/algorithm.md §5.2:
+``use_nq = "train" not in path``); :func:`attach_nq` attaches NQ items to converted records
+deterministically.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Wikitext 10-token generation edits (spec §5.4), with locality passages from a text corpus.
+"""Wikitext 10-token generation edits (docs/algorithm.md §5.4), with locality passages from a text corpus.
 
 MEND's ``data/10token/data/self_sample/{train,valid}.json`` is one JSON object::
 
@@ -20,11 +20,11 @@ split (``split``):
 
 The target keeps the whitespace in front of it. Completions too short to split are dropped and counted.
 
-Locality (spec §5.4): passages of a corpus with at least ``min_words`` words (50) and only ASCII characters,
-each a locality item with an empty prompt and the passage as the answer (scored as text, perplexity). The
-corpus is a ``.txt`` file (paragraphs separated by blank lines, e.g. Wikitext's ``wiki.valid.raw``), a
-``.jsonl`` file of ``{"text": ...}`` objects, or ``"hub:wikitext[:split]"``; ``n_loc`` passages are drawn
-per record (seeded by record id).
+Locality (docs/algorithm.md §5.4): passages of a corpus with at least ``min_words`` words (50) and only
+ASCII characters, each a locality item with an empty prompt and the passage as the answer (scored as text,
+perplexity). The corpus is a ``.txt`` file (paragraphs separated by blank lines, e.g. Wikitext's
+``wiki.valid.raw``), a ``.jsonl`` file of ``{"text": ...}`` objects, or ``"hub:wikitext[:split]"``;
+``n_loc`` passages are drawn per record (seeded by record id).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""zsRE question answering, in its two public forms (spec §5.2 and PEERS §1.3).
+"""zsRE question answering, in its two public forms (docs/algorithm.md §5.2 and §5.5).
 
 **KILT form** (``zsre-kilt``): De Cao et al.'s KnowledgeEditor release,
 ``structured_zeroshot-{train,dev}-new_annotated_final.jsonl``, one KILT object per line::
