@@ -274,3 +274,6 @@ def test_long_run_config_stops_early_on_validation_es_within_two_and_a_half_hour
     assert cfg["early_stopping"]["mode"] == cfg["checkpoint"]["mode"] == "max"
     assert cfg["early_stopping"]["patience_steps"] >= 5 * cfg["trainer"]["val_check_interval"]
     assert cfg["data"]["init_args"]["dataset_options"] == {"split_by": "relation"}  # unseen relations in test
+    # every editor composed with the setting (FT, the cache) edits one record at a time in evaluation, as MEND
+    # with independent edits does: the long run's table compares single edits
+    assert cfg["data"]["init_args"]["eval_n_edits"] == 1
