@@ -18,6 +18,20 @@ from pathlib import Path
 from mendlight.reporting import format_number, markdown_table
 
 
+def template_shares(paths: list[Path], marker: str) -> dict[float, dict]:
+    """x -> the largest share one prompt template held in a test batch (``{"max", "mean"}``), where known."""
+    shares = {}
+    for path in paths:
+        table = json.loads(path.read_text())
+        x = float(re.search(re.escape(marker) + r"([0-9.]+)", table["title"]).group(1))
+        for row in table["rows"]:
+            composition = row.get("composition")
+            if composition:
+                shares[x] = composition["largest_template_share"]
+                break
+    return shares
+
+
 def load_points(paths: list[Path], marker: str) -> tuple[list[float], dict[str, dict[float, dict]]]:
     """x values in order, and ``editor label -> x -> the row's 'all' summary (with its drawdown key)``."""
     series: dict[str, dict[float, dict]] = {}
@@ -37,10 +51,24 @@ def load_points(paths: list[Path], marker: str) -> tuple[list[float], dict[str, 
     return sorted(set(xs)), series
 
 
-def curve_markdown(xs, series, x_label: str, title: str, command: str | None, provenance: list[str]) -> str:
-    """The table: one row per x, ES / ES (rephrase) / DD per editor."""
+def curve_markdown(
+    xs,
+    series,
+    x_label: str,
+    title: str,
+    command: str | None,
+    provenance: list[str],
+    batches: dict | None = None,
+) -> str:
+    """The table: one row per x, ES / ES (rephrase) / DD / edit time per batch for each editor.
+
+    ``batches`` (x -> the batch-composition sentence of that x's test) adds a column saying how mixed the
+    batches were (see ``mendlight.data.composition``).
+    """
     editors = list(series)
-    header = [x_label] + [f"{e} {m}" for e in editors for m in ("ES", "ES (rephrase)", "DD")]
+    header = [x_label] + [f"{e} {m}" for e in editors for m in ("ES", "ES (rephrase)", "DD", "edit s")]
+    if batches:
+        header.append("largest template share in a batch (max)")
     body = []
     for x in xs:
         cells = [format_number(int(x) if x.is_integer() else x)]
@@ -50,7 +78,10 @@ def curve_markdown(xs, series, x_label: str, title: str, command: str | None, pr
                 format_number(s.get("es")),
                 format_number(s.get("es_equiv")),
                 format_number(s.get(s.get("drawdown_key", "acc_drawdown"))),
+                format_number(s.get("edit_latency_s")),
             ]
+        if batches:
+            cells.append(format_number((batches.get(x) or {}).get("max")))
         body.append(cells)
     keys = {s.get("drawdown_key") for points in series.values() for s in points.values()}
     dd = "perplexity" if keys == {"ppl_drawdown"} else "accuracy"
@@ -58,7 +89,13 @@ def curve_markdown(xs, series, x_label: str, title: str, command: str | None, pr
     if command:
         lines += [f"Reproduce with `{command}`.", ""]
     lines += markdown_table(header, body)
-    lines += ["", f"DD: {dd} drawdown on the locality inputs after the edits.", "", *provenance]
+    lines += [
+        "",
+        f"DD: {dd} drawdown on the locality inputs after the edits; edit s: seconds per edit call (one batch "
+        "of k simultaneous edits).",
+        "",
+        *provenance,
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -102,10 +139,21 @@ def main() -> None:
     provenance = sorted(
         {line for t in args.tables for line in json.loads(t.read_text()).get("provenance", [])}
     )
-    md = curve_markdown(xs, series, args.x_label, args.title, args.command, provenance)
+    batches = template_shares(args.tables, args.x_from_title)
+    md = curve_markdown(xs, series, args.x_label, args.title, args.command, provenance, batches)
     args.out.with_suffix(".md").write_text(md)
     args.out.with_suffix(".json").write_text(
-        json.dumps({"title": args.title, "command": args.command, "x": xs, "series": series}, indent=2) + "\n"
+        json.dumps(
+            {
+                "title": args.title,
+                "command": args.command,
+                "x": xs,
+                "series": series,
+                "template_shares": batches,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     fig = figure(xs, series, args.x_label, args.title, args.log_x)
     fig.savefig(args.out.with_suffix(".png"), dpi=120)

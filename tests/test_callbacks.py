@@ -115,3 +115,23 @@ def test_early_stopping_without_patience_never_stops(tmp_path):
     )
     trainer.fit(_PlateauModel())
     assert trainer.global_step == 40 and end_reason(trainer) == "max_steps"
+
+
+def test_time_left_is_the_time_cap_when_it_comes_first(tmp_path):
+    out = io.StringIO()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_steps=10**9,  # the estimate from steps: years; the time cap ends the run first
+        max_time={"hours": 2},
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        callbacks=[TextProgress(every_s=0, stream=out)],
+    )
+    trainer.fit(BoringModel())
+    fit = [line for line in out.getvalue().splitlines() if line.startswith("fit: ")]
+    assert fit and all(re.search(r"· (1 h 5\d|2 h 00) min left \(time cap\)$", line) for line in fit), fit

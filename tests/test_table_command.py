@@ -78,6 +78,9 @@ def test_table_evaluates_every_editor_on_the_setting_records(tmp_path, monkeypat
     for row in summary["rows"]:
         results = json.loads((Path(row["run"]) / "results.json").read_text())
         assert results["subsets"]["all"]["n_records"] == 3  # the same records for every editor
+        assert results["protocol"]["n_edits_per_batch"] == 1  # the data module's evaluation batch
+        assert row["composition"] == results["composition"]
+        assert results["composition"]["batches"] == 3 and results["composition"]["edits_per_batch"] == 1
         assert [r["id"] for r in results["records"]] == [
             r["id"]
             for r in json.loads((Path(summary["rows"][0]["run"]) / "results.json").read_text())["records"]

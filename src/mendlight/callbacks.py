@@ -8,7 +8,7 @@ from typing import TextIO
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, Timer
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -121,6 +121,15 @@ class StepEarlyStopping(EarlyStopping):
         self.patience = 2**62
 
 
+def _time_left(trainer: pl.Trainer) -> float | None:
+    """Seconds left before ``max_time`` stops training (Lightning's Timer callback), or None without one."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, Timer):
+            left = callback.time_remaining("train")
+            return max(float(left), 0.0) if left is not None else None
+    return None
+
+
 class TextProgress(Callback):
     """Plain progress lines for logs: what Lightning's progress bar shows, when that bar is off.
 
@@ -177,8 +186,12 @@ class TextProgress(Callback):
         if isinstance(loss, torch.Tensor) and loss.numel() == 1:
             parts.append(f"loss {loss.item():.4f}")
         parts.append(f"{per_step:.2f} s/step")
-        if total and total > 0:
-            parts.append(f"{_duration(per_step * max(total - step, 0))} left")
+        left = per_step * max(total - step, 0) if total and total > 0 else None
+        capped = _time_left(trainer)  # max_time ends the run first when it comes sooner
+        if capped is not None and (left is None or capped < left):
+            parts.append(f"{_duration(capped)} left (time cap)")
+        elif left is not None:
+            parts.append(f"{_duration(left)} left")
         self._print(" · ".join(parts))
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -182,6 +182,7 @@ def run_table(
                 "drawdown": task_drawdown(r)[1],
                 "subsets": r["subsets"],
                 "by_relation": r.get("by_relation", {}),
+                "composition": r.get("composition"),
                 "created": r.get("created"),
                 "machine": r.get("machine"),
             }

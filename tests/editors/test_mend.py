@@ -139,7 +139,7 @@ def test_nonfinite_loss_is_skipped_and_counted(monkeypatch):
     mend = make()
     mend.train()
     mend.log_dict = mend.log = lambda *a, **k: None
-    monkeypatch.setattr("mendlight.editors.base.kl_locality", lambda *a: torch.tensor(float("nan")))
+    monkeypatch.setattr("mendlight.losses.kl_locality", lambda *a: torch.tensor(float("nan")))
     assert mend.training_step(FACT, 0) is None
     assert int(mend.skipped_steps) == 1
 
@@ -199,11 +199,12 @@ def test_lm_chunk_edits_in_chunks_with_the_same_result_outside_training():
     mend.capture_edit_factors = lambda r, h=None, f=mend.capture_edit_factors: (
         passes.append(len(r["labels"])) or f(r, h)
     )
-    for chunk in (1, 2):
+    assert mend.hparams.lm_chunk == 32  # the default: MALMEN's
+    for chunk in (1, 2, None):
         passes.clear()
         mend.hparams.lm_chunk = chunk
         chunked = mend.edit(edits)
-        assert passes == ([1] * 5 if chunk == 1 else [2, 2, 1])  # one forward/backward per chunk
+        assert passes == {1: [1] * 5, 2: [2, 2, 1], None: [5]}[chunk]  # one forward/backward per chunk
         for name in mend.edit_names:
             torch.testing.assert_close(chunked[name], whole[name], atol=1e-6, rtol=1e-4)
     mend.train()  # training edits run in one pass: the statistics take the whole batch first

@@ -1,4 +1,4 @@
-"""MEND: Model Editor Networks with Gradient Decomposition (Mitchell et al., ICLR 2022), spec §1.
+"""MEND: Model Editor Networks with Gradient Decomposition (Mitchell et al., ICLR 2022), docs/algorithm.md §1.
 
 For each edited weight W the fine-tuning gradient of the edit loss is a sum of rank-1 terms ``δ uᵀ`` over
 tokens. MEND maps every pair (u, δ) through a small learned network g (shared by all weights of one shape,
@@ -42,11 +42,11 @@ class MEND(Editor):
         shared: share one network per weight shape with per-layer FiLM modes (Table 6 "No sharing" = False).
         edit_lr: initial value of every per-layer step size α (paper: 1e-4).
         lr_lr: learning rate of α, which has its own optimizer parameter group.
-        lm_chunk: edit rows per forward/backward pass of an evaluation edit (k simultaneous edits are k rows);
-            None: all k at once. The updates are summed either way, so the edit is the same; chunks bound the
-            memory of a large batched edit (k = 1,000 edits of SmolLM2 need about 1.4 MB of activations per
-            token at once otherwise). Training edits always run in one pass (the normalisation statistics
-            take the whole batch before any of it is normalised).
+        lm_chunk: edit rows per forward/backward pass of an evaluation edit (k simultaneous edits are k rows;
+            MALMEN's default, 32); None: all k at once. The updates are summed either way, so the edit is the
+            same; chunks bound the memory of a large batched edit (in one pass, k = 1,000 edits of SmolLM2
+            would hold the activations of some 20,000 tokens, tens of GB). Training edits always run in one
+            pass (the normalisation statistics take the whole batch before any of it is normalised).
         **kwargs: base-model, loss and optimizer options of :class:`~mendlight.editors.base.Editor`.
 
     """
@@ -66,7 +66,7 @@ class MEND(Editor):
         shared: bool = True,
         edit_lr: float = 1e-4,
         lr_lr: float = 1e-4,
-        lm_chunk: int | None = None,
+        lm_chunk: int | None = 32,
         **kwargs,
     ) -> None:
         check_at_least("MEND", "rank", rank, 1)
@@ -208,7 +208,7 @@ class MEND(Editor):
         return RowwiseEdits(factors)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Two parameter groups: the editor networks at the optimizer's lr, α at ``lr_lr`` (spec §1.9)."""
+        """Two groups: the editor networks at the optimizer's lr, α at ``lr_lr`` (docs/algorithm.md §1.9)."""
         nets = [p for p in self.transforms.parameters() if p.requires_grad]
         return self.optimizer_factory([{"params": nets}, {"params": [self.alpha], "lr": self.hparams.lr_lr}])
 

@@ -95,7 +95,7 @@ def finish_test(editor: Editor) -> None:
     protocol = {
         "edits": edits,
         "sequential": sequential,
-        "n_edits_per_batch": getattr(datamodule, "eval_n_edits", None) if datamodule else None,
+        "n_edits_per_batch": getattr(datamodule, "eval_batch_size", None) if datamodule else None,
         "labels": "teacher-forced: the prompt is followed by the target tokens",
         "metrics": PROTOCOLS,
     }

@@ -50,20 +50,22 @@ class FactorCapture:
         self._handles.clear()
 
     def _make_hook(self, name: str):
+        grads = self._grads[name]  # the gradient hook appends here: its closure must not hold the capture
+
         def hook(module, args, output):
             self._inputs[name].append(args[0].detach())
             if output.requires_grad:
                 self._outputs[name].append(output)
-                output.register_hook(lambda grad: self._grads[name].append(grad.detach()))
+                output.register_hook(lambda grad: grads.append(grad.detach()))
 
         return hook
 
     def clear(self) -> None:
-        """Drop the captured inputs, outputs and gradients now rather than at the next garbage collection.
+        """Drop the captured inputs, outputs and gradients now, before the capture itself is dropped.
 
-        Each captured output keeps a gradient hook whose closure refers back to the capture (a reference
-        cycle), so without this a capture's tensors outlive it until the cycle collector runs: callers that
-        capture many chunks in a row (MALMEN) clear each one once its factors are read.
+        A capture holds no reference cycle (its outputs' gradient hooks append to a list, not to the capture),
+        so its tensors are freed as soon as it is no longer referenced; callers that capture many chunks in a
+        row (MALMEN) clear each one once its factors are read, while the capture object is still in scope.
         """
         for held in (self._inputs, self._outputs, self._grads):
             held.clear()
