@@ -239,7 +239,7 @@ _NO_LITLOGGER_TIP = _NoLitLoggerTip()
 
 
 def _quiet_known_noise() -> None:
-    """Silence warnings that are expected on this stack (STYLE.md §1.11)."""
+    """Silence warnings that are expected on this stack (docs/design.md §8.1)."""
     for pattern in (
         ".*isinstance.treespec, LeafSpec.*",
         ".*module\\(s\\) in eval mode.*",
