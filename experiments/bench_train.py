@@ -29,6 +29,20 @@ from mendlight.editors.rows import RowStack
 from mendlight.reporting import machine_info
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _on(batch, device: torch.device):
+    """The batch's tensors on ``device`` (its metadata unchanged)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: _on(value, device) for key, value in batch.items()}
+    return batch
+
+
 def _flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -42,7 +56,13 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10])
     parser.add_argument("--label", default="")
     parser.add_argument("--dataset", default="facts-qa", help="embedded dataset or a records directory")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="cpu or cuda (default: cuda if there is one)",
+    )
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
     data = EditDataModule(dataset=args.dataset, tokenizer="smollm2-135m", n_loc=2, max_length=64)
     data.setup("fit")
@@ -56,6 +76,7 @@ def main() -> None:
                 continue
             mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
         mend.log_dict = mend.log = lambda *a, **kw: None  # outside a Trainer
+        mend = mend.to(device)
         opt = torch.optim.Adam([p for p in mend.parameters() if p.requires_grad], lr=1e-4)
 
         def step(batch, mend=mend, opt=opt) -> None:
@@ -65,17 +86,21 @@ def main() -> None:
             opt.zero_grad()
             mend.on_train_batch_end(None, batch, 0)
 
-        batches = [data.make_batch(records[i * k : (i + 1) * k], train=True) for i in range(args.steps + 2)]
+        chunks = [records[i * k : (i + 1) * k] for i in range(args.steps + 2)]
+        batches = [_on(data.make_batch(chunk, train=True), device) for chunk in chunks]
         for batch in batches[:2]:
             step(batch)  # warm-up; fills the normalisation statistics
         times, floors = [], []
         for batch in batches[2:]:
+            _sync()
             start = time.perf_counter()
             step(batch)
+            _sync()
             times.append(time.perf_counter() - start)
             groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
             start = time.perf_counter()
             RowStack(mend, groups)  # the bottom pass alone
+            _sync()
             floors.append(time.perf_counter() - start)
         batch = batches[2]
         groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
@@ -86,28 +111,32 @@ def main() -> None:
         print(f"k={k}: {median:.3f} s/step, {k / median:.2f} edits/s, floor {floor:.3f} s", flush=True)
 
     # one validation edit, as validation runs it (the first n_samples records also decode sample outputs)
-    mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
+    mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5).to(device)
     mend.log_dict = mend.log = lambda *a, **kw: None
     mend.train()
     for i in range(3):
-        mend.edit(data.make_batch([records[i]], train=True)["edit"])
+        mend.edit(_on(data.make_batch([records[i]], train=True)["edit"], device))
     mend.eval()
-    val = [data.make_batch([r], train=False) for r in data.records("val")[:20]]
+    val = [_on(data.make_batch([r], train=False), device) for r in data.records("val")[:20]]
     mend.on_validation_epoch_start()
+    _sync()
     start = time.perf_counter()
     for i, batch in enumerate(val):
         mend.validation_step(batch, i)
+    _sync()
     per_val_edit = (time.perf_counter() - start) / len(val)
 
     ks = " ".join(map(str, args.ks))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cuda = f"{torch.cuda.get_device_name(0)}, " if device.type == "cuda" else ""
     lines = [
         f"## Training throughput{(' — ' + args.label) if args.label else ''}",
         "",
-        f"- command: `python experiments/bench_train.py --steps {args.steps} --ks {ks}`"
-        + (f" --dataset {args.dataset}" if args.dataset != "facts-qa" else ""),
+        f"- command: `python experiments/bench_train.py --steps {args.steps} --ks {ks}"
+        + (f" --dataset {args.dataset}" if args.dataset != "facts-qa" else "")
+        + (f" --device {args.device}`" if device.type != "cpu" else "`"),
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"- machine: {platform.platform()}, {os.cpu_count()} CPU cores, {cuda}torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; commit {machine_info()['commit']}",
         f"- data: `{args.dataset}` training records, one rephrase and 2 locality rows per edit; rank 256",
         "",
@@ -124,7 +153,8 @@ def main() -> None:
         "",
         f"One validation edit (20 edits, of which the first 8 also decode the sample table): "
         f"{per_val_edit:.3f} s per edit.",
-        f"Peak resident memory of the process: {peak_mb:.0f} MB.",
+        f"Peak resident memory of the process: {peak_mb:.0f} MB."
+        + (f" Peak CUDA memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB." if cuda else ""),
         "",
     ]
     text = "\n".join(lines)

@@ -66,7 +66,7 @@ def _target_tokens(labels: torch.Tensor) -> torch.Tensor:
         return labels.clone()
     rows = [row[row != -100] for row in labels]
     width = max((len(r) for r in rows), default=1)
-    out = torch.full((len(rows), max(width, 1)), -100, dtype=labels.dtype)
+    out = torch.full((len(rows), max(width, 1)), -100, dtype=labels.dtype, device=labels.device)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row
     return out
@@ -113,7 +113,7 @@ class Cache(Editor):
         """``[rows, d]``: the mean final hidden state over each row's input tokens (:func:`input_mask`)."""
         ids, mask = rows["input_ids"], input_mask(rows)
         if not ids.shape[0]:
-            return torch.zeros((0, int(self.base.config.get_text_config().hidden_size)))
+            return torch.zeros((0, int(self.base.config.get_text_config().hidden_size)), device=ids.device)
         if getattr(self.base.config, "is_encoder_decoder", False):
             hidden = self.base.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         else:
@@ -137,7 +137,9 @@ class Cache(Editor):
     def matches(self, rows: TokenRows, cache: CacheEdit) -> torch.Tensor:
         """``[rows]``: the index of the nearest stored edit within ε, or -1."""
         if not len(cache) or not rows["input_ids"].shape[0]:
-            return torch.full((rows["input_ids"].shape[0],), -1, dtype=torch.long)
+            return torch.full(
+                (rows["input_ids"].shape[0],), -1, dtype=torch.long, device=rows["input_ids"].device
+            )
         dist = torch.cdist(self.keys(rows), cache.keys)
         best, index = dist.min(dim=1)
         return torch.where(best < self.hparams.epsilon, index, torch.full_like(index, -1))

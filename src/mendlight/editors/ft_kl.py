@@ -60,7 +60,7 @@ class FTKL(FT):
                 "FT+KL draws locality rows from the training split: give it a data module "
                 "(mendlight fit/test/edit do; in Python call editor.attach_datamodule(dm))"
             )
-        self._rng = random.Random(zlib.crc32(rows["input_ids"].numpy().tobytes()))
+        self._rng = random.Random(zlib.crc32(rows["input_ids"].cpu().numpy().tobytes()))
         return super().edit(rows, hidden, cond)
 
     def step_loss(
@@ -68,6 +68,7 @@ class FTKL(FT):
     ) -> torch.Tensor:
         """``KL(pre ‖ post)`` on freshly drawn locality rows plus ``c_edit_ft`` times the edit NLL."""
         loc = self.pool.sample(self.hparams.loc_batch_size, self._rng)
+        loc = {key: value.to(self.device) for key, value in loc.items()}  # the pool's rows are on the CPU
         hidden = self.bottom(loc)
         with torch.no_grad():
             pre = self.forward_rows(loc, None, hidden)

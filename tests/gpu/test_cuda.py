@@ -1,0 +1,150 @@
+"""The editors on a CUDA device: the same numbers as on the CPU, and the CLI's fit and test on a GPU.
+
+Skipped where there is no CUDA device (CI and the 2-core machine have none); run on a GPU machine with
+``python -m pytest tests/gpu``. Each editor is built twice from the same seed, once per device, and fed the
+same batch: edit logits, training losses and editor gradients must agree within float32 round-off (TF32 is
+switched off so that the GPU's matrix products are plain float32). ``MENDLIGHT_TEST_DEVICE=cpu`` runs the same
+checks with the CPU in the GPU's place, which is how the tests themselves are checked without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+DEVICE = os.environ.get("MENDLIGHT_TEST_DEVICE", "cuda")
+ACCELERATOR = "gpu" if DEVICE == "cuda" else DEVICE
+pytestmark = pytest.mark.skipif(
+    DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"
+)
+
+from mendlight.data.records import write_records  # noqa: E402
+from tests.editors.test_every_editor import EDITORS, _setup  # noqa: E402
+from tests.models.test_architectures import _records  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "tiny_debug.yaml"
+LAYOUTS = ["gpt2", "t5-v1_1", "bert"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_float32():
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def _on(batch, device):
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: _on(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _pair(layout: str, editor_name: str, tmp_path: Path, train: bool):
+    """The same editor (same seed, same statistics) on the CPU and on the GPU, in train or eval mode, and a
+    batch of 2 edits (1 for KE, which edits one fact at a time) on the CPU."""
+    cpu, dm, kind = _setup(layout, editor_name, tmp_path / "cpu")
+    gpu, _, _ = _setup(layout, editor_name, tmp_path / "gpu")
+    gpu = gpu.to(DEVICE)
+    if editor_name in ("MEND", "MALMEN"):  # fill their normalisation statistics, as training does
+        warm = dm.make_batch(_records(kind, 2), train=True)["edit"]
+        cpu.train()
+        cpu.edit(warm)
+        gpu.train()
+        gpu.edit(_on(warm, DEVICE))
+    cpu.train(train)
+    gpu.train(train)
+    return cpu, gpu, dm.make_batch(_records(kind, 1 if editor_name == "KE" else 2), train=train)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, what: str, rtol: float = 1e-3) -> None:
+    a, b = a.detach().float().cpu(), b.detach().float().cpu()
+    scale = max(float(a.abs().max()), 1e-6)
+    assert float((a - b).abs().max()) <= rtol * scale, f"{what}: CPU and CUDA differ"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("editor_name", sorted(EDITORS))
+def test_an_edit_on_cuda_gives_the_cpu_logits(layout, editor_name, tmp_path):
+    cpu, gpu, batch = _pair(layout, editor_name, tmp_path, train=False)
+    out_cpu = cpu.evaluate_batch(batch)
+    out_gpu = gpu.evaluate_batch(_on(batch, DEVICE))
+    for field in ("pre_loc", "post_edit", "post_equiv", "post_loc", "pre_true"):
+        a, b = getattr(out_cpu, field), getattr(out_gpu, field)
+        if a is None:
+            assert b is None
+            continue
+        _close(a, b, f"{editor_name}/{layout} {field}", rtol=1e-2 if editor_name in ("FT", "FTKL") else 1e-3)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("editor_name", ["MEND", "MALMEN", "ENN", "KE"])
+def test_a_training_step_on_cuda_gives_the_cpu_loss_and_gradients(layout, editor_name, tmp_path):
+    cpu, gpu, batch = _pair(layout, editor_name, tmp_path, train=True)
+    loss_cpu = cpu.training_step(batch, 0)
+    loss_gpu = gpu.training_step(_on(batch, DEVICE), 0)
+    loss_cpu.backward()
+    loss_gpu.backward()
+    assert loss_gpu.device.type == DEVICE
+    _close(loss_cpu, loss_gpu, f"{editor_name}/{layout} loss")
+    cpu_grads = dict(cpu.named_parameters())
+    compared = 0
+    for name, param in gpu.named_parameters():
+        if param.grad is None:
+            assert cpu_grads[name].grad is None, name
+            continue
+        _close(cpu_grads[name].grad, param.grad, f"{editor_name}/{layout} grad {name}", rtol=5e-3)
+        compared += 1
+    assert compared > 0
+
+
+def _fit_and_test(tmp_path: Path, precision: str) -> dict:
+    """``mendlight fit`` then ``test`` of the tiny config on the GPU, in-process; return results.json."""
+    from mendlight.cli import main
+
+    data = tmp_path / "records"
+    data.mkdir()
+    for split in ("train", "val", "test"):
+        write_records(data / f"{split}.jsonl", _records("completion", 12))
+    common = [
+        "--trainer.accelerator",
+        ACCELERATOR,
+        "--trainer.precision",
+        precision,
+        "--data.init_args.dataset",
+        str(data),
+    ]
+    cwd, argv = os.getcwd(), sys.argv
+    os.chdir(tmp_path)
+    sys.argv = ["mendlight"]
+    try:
+        main(["fit", "-c", str(TINY), *common])
+        run = tmp_path / "runs" / "tiny_debug" / "version_0"
+        main(["test", "-c", str(run / "config.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv
+    fit = json.loads((run / "fit.json").read_text())
+    assert fit["global_step"] == 6
+    results = json.loads((tmp_path / "runs" / "tiny_debug" / "version_1" / "results.json").read_text())
+    return results
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_fit_and_test_on_the_gpu(tmp_path, precision):
+    results = _fit_and_test(tmp_path, precision)
+    summary = results["subsets"]["all"]
+    assert summary["n_records"] == 4  # limit_test_batches of the tiny config
+    for key in ("es", "es_edit", "locality"):
+        assert 0.0 <= summary[key] <= 1.0 and not math.isnan(summary[key]), key
+    assert summary["edit_latency_s"] > 0
+    assert results["skipped_steps"] == 0
