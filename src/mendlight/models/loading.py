@@ -10,6 +10,8 @@ A reference is one of:
   later loads take about a second;
 * a local Hugging Face directory (containing ``config.json``);
 * ``tiny-random-<name>`` — a tiny random model for tests (:mod:`mendlight.models.tiny`);
+* ``in-memory:<class>-<n>`` — a model object the user holds, named by
+  :func:`mendlight.models.in_memory.register_model` (the Python API does this);
 * anything else is treated as a Hugging Face hub name.
 
 The model class follows the layout of the config (:func:`mendlight.models.arch.model_kind`): a causal LM, an
@@ -45,6 +47,7 @@ from transformers import (
 
 from mendlight.errors import ConfigError, UserInputError
 from mendlight.models.arch import is_classifier_config, model_kind
+from mendlight.models.in_memory import in_memory_model, in_memory_tokenizer, is_in_memory_ref
 from mendlight.models.tiny import (
     build_byte_tokenizer,
     build_tiny_model,
@@ -206,6 +209,8 @@ def load_tokenizer(ref: str) -> PreTrainedTokenizerBase:
 
     Results are cached per reference (tokenizers are read-only in mendlight).
     """
+    if is_in_memory_ref(ref):
+        return in_memory_tokenizer(ref)
     if is_tiny_ref(ref):
         tiny_model_type(ref)
         return build_byte_tokenizer()
@@ -252,6 +257,8 @@ def load_base_config(ref: str) -> PretrainedConfig:
         ModelLoadError: if the reference cannot be resolved (see :func:`resolve_model_dir`).
 
     """
+    if is_in_memory_ref(ref):
+        return in_memory_model(ref).config
     if is_tiny_ref(ref):
         return tiny_config(tiny_model_type(ref))
     source = resolve_model_dir(ref)
@@ -287,12 +294,15 @@ def load_base_model(ref: str, dtype: str | torch.dtype = "float32", seed: int = 
     """Load and freeze the base model named by ``ref`` (see the module docstring for accepted forms).
 
     Args:
-        ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<name>``, or hub name.
+        ref: embedded alias, ``.gguf`` path, local HF directory, ``tiny-random-<name>``, hub name, or a
+            registered model object (``in-memory:...``: the object itself, frozen in place, its dtype kept).
         dtype: weight dtype (``float32``, ``bfloat16`` or ``float16``).
         seed: initialisation seed, used only by tiny random models.
 
     """
     torch_dtype = resolve_dtype(dtype)
+    if is_in_memory_ref(ref):
+        return freeze(in_memory_model(ref))
     if is_tiny_ref(ref):
         model = build_tiny_model(tiny_model_type(ref), seed=seed).to(torch_dtype)
     else:
