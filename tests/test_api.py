@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +10,11 @@ from transformers import AutoModelForCausalLM
 
 import mendlight
 from mendlight.api import APIError
-from mendlight.data.records import write_records
 from mendlight.models.in_memory import register_model
 from mendlight.models.loading import ModelLoadError, load_base_model
 from mendlight.models.tiny import build_byte_tokenizer, build_tiny_model
-from tests.models.test_architectures import _records
+from tests.tiny_runs import run_tiny
 
-ROOT = Path(__file__).resolve().parents[1]
 FT_OPTIONS = {"edit_lr": 1e-2, "ft_optimizer": "adam", "max_steps": 20}
 
 
@@ -147,21 +142,7 @@ def test_a_registered_model_is_held_weakly():
 
 
 def test_a_trained_checkpoint_edits_as_mendlight_edit_does(tmp_path, no_argv):
-    from mendlight.cli import main
-
-    data = tmp_path / "records"
-    data.mkdir()
-    for split in ("train", "val", "test"):
-        write_records(data / f"{split}.jsonl", _records("completion", 8))
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(tmp_path)
-    sys.argv = ["mendlight"]
-    try:
-        main(["fit", "-c", str(ROOT / "configs" / "tiny_debug.yaml"), "--data.init_args.dataset", str(data)])
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
-    run = tmp_path / "runs" / "tiny_debug" / "version_0"
+    run = run_tiny(tmp_path) / "version_0"
     editor = mendlight.load_editor(run)  # the run directory: its best checkpoint
     assert type(editor.editor).__name__ == "MEND" and editor.editor.hparams.rank == 8
     direct = mendlight.load_editor(next((run / "checkpoints").glob("best-*.ckpt")))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,10 @@ pytestmark = pytest.mark.skipif(
     DEVICE == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"
 )
 
-from mendlight.data.records import write_records  # noqa: E402
 from tests.editors.test_every_editor import EDITORS, _setup  # noqa: E402
 from tests.models.test_architectures import _records  # noqa: E402
+from tests.tiny_runs import run_tiny  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "tiny_debug.yaml"
 LAYOUTS = ["gpt2", "t5-v1_1", "bert"]
 
 
@@ -109,34 +106,11 @@ def test_a_training_step_on_cuda_gives_the_cpu_loss_and_gradients(layout, editor
 
 def _fit_and_test(tmp_path: Path, precision: str) -> dict:
     """``mendlight fit`` then ``test`` of the tiny config on the GPU, in-process; return results.json."""
-    from mendlight.cli import main
-
-    data = tmp_path / "records"
-    data.mkdir()
-    for split in ("train", "val", "test"):
-        write_records(data / f"{split}.jsonl", _records("completion", 12))
-    common = [
-        "--trainer.accelerator",
-        ACCELERATOR,
-        "--trainer.precision",
-        precision,
-        "--data.init_args.dataset",
-        str(data),
-    ]
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(tmp_path)
-    sys.argv = ["mendlight"]
-    try:
-        main(["fit", "-c", str(TINY), *common])
-        run = tmp_path / "runs" / "tiny_debug" / "version_0"
-        main(["test", "-c", str(run / "config.yaml"), "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
-    fit = json.loads((run / "fit.json").read_text())
+    fit_args = ["--trainer.accelerator", ACCELERATOR, "--trainer.precision", precision]
+    runs = run_tiny(tmp_path, fit_args, test=True, n=12)
+    fit = json.loads((runs / "version_0" / "fit.json").read_text())
     assert fit["global_step"] == 6
-    results = json.loads((tmp_path / "runs" / "tiny_debug" / "version_1" / "results.json").read_text())
-    return results
+    return json.loads((runs / "version_1" / "results.json").read_text())
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])

@@ -152,6 +152,8 @@ class Editor(pl.LightningModule):
         self._run_dir: Path | None = None
         #: set by ``--allow_other_base``: load a checkpoint trained on another base model (same shapes)
         self.allow_other_base = False
+        #: the training step of the loaded checkpoint (0 without one): the step of the test dashboards
+        self.checkpoint_step = 0
 
     # ------------------------------------------------------------------ the algorithm
     def edit(
@@ -601,13 +603,21 @@ class Editor(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Register the hyperparameters with real metric tags so TensorBoard's HPARAMS tab fills in."""
         if isinstance(self.logger, TensorBoardLogger) and self.trainer.is_global_zero:
-            write_hparams_summary(self.logger, self.loggable_hparams(), [f"val/{m}" for m in HP_METRICS])
+            write_hparams_summary(self.logger, self.dashboard_hparams(), [f"val/{m}" for m in HP_METRICS])
 
     def loggable_hparams(self) -> dict[str, Any]:
         """Hyperparameters as primitives (class name included) for TensorBoard."""
         hp = {k: v for k, v in self.hparams.items() if not k.startswith("_")}
         hp["editor"] = type(self).__name__
         return {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in hp.items()}
+
+    def dashboard_hparams(self) -> dict[str, Any]:
+        """:meth:`loggable_hparams` and the data module's hyperparameters as ``data.<name>`` (HPARAMS tab)."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        data = dict(getattr(datamodule, "hparams", {}) or {})
+        hp = {f"data.{k}": v for k, v in data.items() if not k.startswith("_")}
+        hp = {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in hp.items()}
+        return {**self.loggable_hparams(), **hp}
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -629,6 +639,7 @@ class Editor(pl.LightningModule):
             if key.startswith(BASE_PREFIX):
                 state.setdefault(key, value)
         info = checkpoint.get("mendlight", {})
+        self.checkpoint_step = int(checkpoint.get("global_step", 0) or 0)  # test scalars sit at this step
         check_editor_state(type(self).__name__, state, own)
         if info.get("edit_params") and list(info["edit_params"]) != list(self.edit_names):
             raise CheckpointError(

@@ -11,6 +11,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from mendlight.editors.evaluation import POSITION_FIELD
+from mendlight.editors.reports_figures import log_test_dashboards
 from mendlight.metrics import PROTOCOLS
 from mendlight.reporting import build_results, results_markdown, write_results
 
@@ -114,12 +115,14 @@ def finish_test(editor: Editor) -> None:
     print("\n" + table + f"\n\nWrote {json_path} and {md_path}\n")
     experiment = _experiment(editor)
     if experiment is not None:
-        experiment.add_text("test/results", table, editor.global_step)
+        step = max(editor.checkpoint_step, editor.global_step)
+        experiment.add_text("test/results", table, step)
+        log_test_dashboards(experiment, results, step)
         summary = results["subsets"]["all"]
         metrics = {
             f"test/{k}": float(v) for k, v in summary.items() if isinstance(v, int | float) and v is not None
         }
-        editor.logger.log_hyperparams(editor.loggable_hparams(), metrics)
+        editor.logger.log_hyperparams(editor.dashboard_hparams(), metrics)
 
 
 def write_predictions(editor: Editor) -> Path | None:
