@@ -8,7 +8,6 @@ to ``edit.json`` in the run directory.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from mendlight.checkpoints import read_checkpoint
+from mendlight.cli_parser import known_classes
 from mendlight.data.records import EditRecord, read_records
 from mendlight.edit_report import check_section, edit_rows, print_json, print_text
 from mendlight.editors.base import Editor
@@ -35,25 +35,14 @@ class EditCommandError(UserInputError, ValueError):
     """Bad arguments to ``mendlight edit``; the message says what to pass."""
 
 
-def spaced_target(prompt: str, target: str) -> str:
-    """The target as the encoder should get it so that one space separates it from the prompt, not two.
-
-    The encoder puts a space between a completion's prompt and its target unless the prompt ends in
-    whitespace. Following ROME and EasyEdit, a target that already starts with a space (``" Rome"``) keeps
-    it instead: its first space is dropped here, and the encoder's space takes its place, so ``" Rome"``
-    and ``"Rome"`` make the same edit.
-    """
-    if target.startswith(" ") and prompt and not prompt[-1].isspace() and target.strip():
-        return target[1:]
-    return target
-
-
 def edit_records(
     prompt: str | None, target: str | None, rephrases: list[str], file: str | None
 ) -> list[EditRecord]:
     """The edits of ``mendlight edit``: a record of ``--prompt``/``--target``, or the records of ``--file``.
 
-    Completion targets go through :func:`spaced_target`.
+    Targets are kept as given: the encoder adds the space between prompt and target only where it is
+    missing (:meth:`mendlight.data.encoding.CausalEncoder.target_call`), so ``"Rome"`` and ``" Rome"`` make
+    the same edit.
 
     Raises:
         EditCommandError: when both or neither of ``--file`` and ``--prompt``/``--target`` are given.
@@ -62,17 +51,10 @@ def edit_records(
     if file:
         if prompt or target:
             raise EditCommandError("give either --file or --prompt/--target, not both")
-        return [
-            dataclasses.replace(r, target_new=spaced_target(r.prompt, r.target_new))
-            if r.task == "completion"
-            else r
-            for r in read_records(file)
-        ]
+        return read_records(file)
     if not prompt or not target:
         raise EditCommandError("mendlight edit needs --prompt and --target (or --file edits.jsonl)")
-    return [
-        EditRecord(prompt=prompt, target_new=spaced_target(prompt, target), rephrases=rephrases, id="cli")
-    ]
+    return [EditRecord(prompt=prompt, target_new=target, rephrases=rephrases, id="cli")]
 
 
 def _resolved(path: str | os.PathLike) -> Path:
@@ -161,10 +143,7 @@ def weight_editors() -> list[str]:
     """The editors of :mod:`mendlight.editors` whose edits change the weights (they can ``--save``)."""
     import mendlight.editors as editors
 
-    classes = {name: getattr(editors, name) for name in editors.__all__}
-    return sorted(
-        n for n, c in classes.items() if issubclass(c, Editor) and c is not Editor and c.edits_weights
-    )
+    return [name for name in known_classes("model") if getattr(editors, name).edits_weights]
 
 
 def check_saveable(model: Editor) -> None:
@@ -221,7 +200,7 @@ def run_edit(
         datamodule: tokenises the edits and supplies the locality check's dataset prompts.
         ckpt_path: the trained editor's checkpoint (None for test-time editors).
         prompt: the edit prompt (with ``target``), or None with ``file``.
-        target: the new target (see :func:`spaced_target`).
+        target: the new target.
         rephrases: extra prompts that should give the new target too.
         file: a JSONL file of edit records applied together.
         save: a directory to write the edited model to.

@@ -15,7 +15,7 @@ import yaml
 
 from mendlight.data.module import EditDataModule
 from mendlight.data.records import EditRecord, LocalityItem
-from mendlight.edit_command import edit_records, spaced_target
+from mendlight.edit_command import edit_records
 from mendlight.editors.base import Editor
 from mendlight.locality_check import dataset_prompts, edit_relation, plan_check
 from mendlight.models.functional import edited_params, model_logits
@@ -56,21 +56,6 @@ def _edit_json(run_mendlight, cfg: Path, *extra: str) -> tuple[dict, str, str]:
 
 
 # --------------------------------------------------------------------------------------------- target spacing
-@pytest.mark.parametrize(
-    ("prompt", "target", "encoded"),
-    [
-        ("X is", " Rome", "Rome"),  # the encoder's space replaces the target's own
-        ("X is", "Rome", "Rome"),
-        ("X is", "  Rome", " Rome"),  # two spaces: one is the separator, one stays
-        ("X is ", " Rome", " Rome"),  # the prompt ends in whitespace: no separator is added
-        ("X is", "\tRome", "\tRome"),
-        ("X is", " ", " "),
-    ],
-)
-def test_spaced_target(prompt, target, encoded):
-    assert spaced_target(prompt, target) == encoded
-
-
 def test_a_target_with_a_leading_space_gets_one_space_not_two():
     data = _data()
     rows = {
@@ -84,13 +69,13 @@ def test_a_target_with_a_leading_space_gets_one_space_not_two():
 
 def test_file_records_follow_the_same_rule(tmp_path):
     path = tmp_path / "edits.jsonl"
-    lines = [
-        {"prompt": PROMPT, "target_new": " Rome"},
-        {"prompt": "Once upon", "target_new": " a", "task": "generation"},
-    ]
+    lines = [{"prompt": PROMPT, "target_new": " Rome"}, {"prompt": PROMPT, "target_new": "Rome"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     records = edit_records(None, None, [], str(path))
-    assert [r.target_new for r in records] == ["Rome", " a"]  # a generation target is appended verbatim
+    assert [r.target_new for r in records] == [" Rome", "Rome"]  # kept as given; the encoder spaces them
+    rows = _data().make_batch(records, train=False)["edit"]
+    assert torch.equal(rows["input_ids"][0], rows["input_ids"][1])
+    assert torch.equal(rows["labels"][0], rows["labels"][1])
 
 
 def test_edit_help_documents_the_spacing_rule_and_the_new_options(run_mendlight):
@@ -270,9 +255,9 @@ def test_json_report_is_one_object_and_is_saved_in_the_run(run_mendlight, tmp_pa
     }  # fmt: skip
     assert report["editor"] == "FT" and report["base_model"] == BASE and report["saved"] is None
     (edit,) = report["edits"]
-    assert (
-        edit["prompt"] == PROMPT and edit["target"] == "Rome" and isinstance(edit["target_is_argmax"], bool)
-    )
+    assert edit["prompt"] == PROMPT and edit["target"] == " Rome"  # the target as given
+    assert edit["target_is_argmax"] is True and (edit["rephrases_success"], edit["rephrases_total"]) == (0, 0)
+    assert report["previews"][0]["post"].startswith(" Rome")  # one space: the target's own
     timings = report["timings"]
     assert set(timings) == {"edit_s", "preview_s", "check_s", "total_s"}
     assert (
