@@ -36,8 +36,7 @@ from mendlight.cli_parser import (
 )
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
-from mendlight.errors import TrainingStopped
-from mendlight.hub import check_hub_model
+from mendlight.errors import TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
 from mendlight.run_dirs import print_run_line, run_directory, run_line, use_default_root_dir
@@ -172,17 +171,14 @@ class MendLightCLI(LightningCLI):
             self.model.allow_other_base = bool(self.config[self.subcommand].get("allow_other_base"))
 
     def before_instantiate_classes(self) -> None:
-        """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``; check the base model.
+        """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
 
         A setting with a fragment (``-c configs/smollm2_qa.yaml -c configs/editor/mend_no_norm.yaml``)
         runs as ``smollm2_qa+mend_no_norm``, so ablations do not share one run directory. The runs root is
-        ``--trainer.default_root_dir`` when given. A hub model that cannot be had (offline, hub unreachable)
-        is refused here, at once (:func:`mendlight.hub.check_hub_model`).
+        ``--trainer.default_root_dir`` when given.
         """
         cfg = self.config[self.subcommand]
         use_default_root_dir(cfg.get("trainer"))
-        init_args = getattr(cfg.get("model"), "init_args", None)
-        check_hub_model(init_args.get("base_model") if init_args is not None else None)
         logger = cfg.get("trainer", {}).get("logger")
         if cfg.get("config") and logger and not isinstance(logger, bool):
             init_args = logger.get("init_args") if hasattr(logger, "get") else None
@@ -249,23 +245,6 @@ def _quiet_known_noise() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def _user_error(exc: BaseException) -> BaseException | None:
-    """The mendlight input error behind ``exc`` (jsonargparse wraps errors raised while instantiating)."""
-    from mendlight.errors import UserInputError
-
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        err = stack.pop()
-        if err is None or id(err) in seen:
-            continue
-        seen.add(id(err))
-        if isinstance(err, UserInputError):
-            return err
-        stack += [err.__cause__, err.__context__]
-    return None
-
-
 def main(args: ArgsType = None) -> int | None:
     """Entry point of the ``mendlight`` console script and ``python -m mendlight``.
 
@@ -305,7 +284,7 @@ def main(args: ArgsType = None) -> int | None:
         sys.stderr.write("mendlight: stopped by SIGTERM before the end; nothing more was written\n")
         raise SystemExit(SIGNAL_EXIT["SIGTERM"]) from None
     except Exception as exc:
-        cause = _user_error(exc)
+        cause = user_error_behind(exc)
         if cause is None:
             raise
         remove_unused_runs(set(RunLogger.claimed) - claimed_before)

@@ -17,6 +17,7 @@ import yaml
 import mendlight
 import mendlight.editors
 from mendlight import cli_parser
+from mendlight.models.loading import ModelLoadError, resolve_model_dir
 from tests.cli.conftest import one_error_line
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +133,16 @@ def test_other_parse_errors_have_no_usage_dump(run_mendlight):
     assert "Got value: abc" in err and "rank" in err
 
 
+def test_testing_an_untrained_mend_without_a_checkpoint_is_one_line(run_mendlight):
+    code, _, err = run_mendlight(["test", "-c", str(TINY)])  # MEND, and no --ckpt_path
+    assert code == 2
+    assert one_error_line(err) == (
+        "mendlight: error: normalisation statistics are empty: train the editor (mendlight fit) or load a "
+        "trained checkpoint (--ckpt_path)"
+    )
+    assert not Path("runs").exists()  # the run directory it had claimed holds nothing and is removed
+
+
 # ------------------------------------------------------------------------------------------------- hub models
 def test_an_unknown_hub_model_offline_fails_at_once(run_mendlight, monkeypatch):
     from huggingface_hub import constants
@@ -156,7 +167,7 @@ def test_an_unreachable_hub_fails_at_once_without_retries(run_mendlight, monkeyp
     code, _, err = run_mendlight(
         ["test", "-c", str(TINY), "--model.init_args.base_model", "nosuch-org/nosuch"]
     )
-    assert code == 2 and time.monotonic() - start < 15  # from_pretrained retried for 30-40 s
+    assert code == 2 and time.monotonic() - start < 15  # the same command failed after 30 s before
     line = one_error_line(err)
     assert "'nosuch-org/nosuch'" in line and "(http://127.0.0.1:9) is unreachable" in line
 
@@ -170,43 +181,33 @@ def _fake_cached(cache: Path, repo: str) -> None:
     (entry / "snapshots" / "abc123" / "config.json").write_text("{}")
 
 
-def test_a_cached_hub_model_switches_to_offline_when_the_hub_is_unreachable(tmp_path, monkeypatch, capsys):
+def test_a_cached_hub_model_switches_to_offline_when_the_hub_is_unreachable(tmp_path, monkeypatch, caplog):
     from huggingface_hub import constants
 
-    from mendlight.hub import HubModelError, check_hub_model
+    from mendlight.models.hub import hub_model_problem
 
     _fake_cached(tmp_path / "hub", "org/cached")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    check_hub_model("org/cached")
+    assert hub_model_problem("org/cached") is None
     assert constants.HF_HUB_OFFLINE is True  # transformers reads the cache only, with no request retried
-    assert "using the cached copy of 'org/cached'" in capsys.readouterr().err
-    with pytest.raises(HubModelError, match="is unreachable|HF_HUB_OFFLINE"):
-        check_hub_model("org/not-cached")
-    with pytest.raises(HubModelError, match="not a local path, an alias or a valid Hugging Face hub name"):
-        check_hub_model("two words")
+    assert "using the cached copy of 'org/cached'" in caplog.text
+    assert hub_model_problem("org/not-cached") == "is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    assert resolve_model_dir("org/cached") == "org/cached"
 
 
-@pytest.mark.parametrize(
-    ("ref", "hub"),
-    [
-        ("org/name", True),
-        ("gpt2", True),
-        ("tiny-random-llama", False),
-        ("smollm2-135m", False),
-        ("minilm-l6-factcheck", False),
-        ("model.gguf", False),
-        ("./local", False),
-        ("/abs/dir", False),
-        ("~/dir", False),
-    ],
-)
-def test_hub_names_are_told_apart_like_the_loader_does(ref, hub):
-    from mendlight.hub import is_hub_name
+def test_an_invalid_hub_name_is_refused_without_asking_the_hub(monkeypatch):
+    from mendlight.models import hub
 
-    assert is_hub_name(ref) is hub
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: pytest.fail("the hub was asked"))
+    with pytest.raises(ModelLoadError) as err:
+        resolve_model_dir("two words")
+    assert str(err.value) == (
+        "base model 'two words' is not a local path, an alias or a valid Hugging Face hub name; pass a local "
+        "model directory, a .gguf file, or an embedded alias (smollm2-135m, minilm-l6-factcheck)"
+    )
 
 
 # -------------------------------------------------------------------------------------------- run directories
