@@ -87,3 +87,55 @@ def test_table_evaluates_every_editor_on_the_setting_records(tmp_path, monkeypat
         ]
     assert list((tmp_path / "tables" / "t4_tb").glob("events.out.tfevents.*"))
     assert main(["table", "-c", str(TINY), "--editor", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def _tiny_variant(path: Path, model: dict | None = None, data: dict | None = None) -> Path:
+    """``configs/tiny_debug.yaml`` with some of its model or data init args replaced."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["model"]["init_args"].update(model or {})
+    cfg["data"]["init_args"].update(data or {})
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+ALIASES = "(smollm2-135m, minilm-l6-factcheck)"
+DATASETS = "(facts, facts-qa, claims, generation)"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "hub model",
+            "base model 'made-up-org/no-such-model' is not in the Hugging Face cache and HF_HUB_OFFLINE is "
+            f"set; pass a local model directory, a .gguf file, or an embedded alias {ALIASES}",
+        ),
+        (
+            "dataset",
+            f"dataset '{{tmp}}/no-such-dataset' is neither an embedded dataset {DATASETS} nor a directory; "
+            "pass one of those or a directory holding train.jsonl, val.jsonl and test.jsonl",
+        ),
+        (
+            "untrained MEND",
+            "normalisation statistics are empty: train the editor (mendlight fit) or load a trained "
+            "checkpoint (--ckpt_path)",
+        ),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, monkeypatch, capsys, no_argv, case, message):
+    from huggingface_hub import constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    setting, editor = TINY, TINY  # MEND from a bare config: no checkpoint, so never trained
+    if case == "hub model":
+        editor = _tiny_variant(tmp_path / "hub.yaml", model={"base_model": "made-up-org/no-such-model"})
+    elif case == "dataset":
+        setting = _tiny_variant(tmp_path / "data.yaml", data={"dataset": str(tmp_path / "no-such-dataset")})
+    status = main(["table", "-c", str(setting), "--editor", str(editor), "--out", "tables/t"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert errors == [f"mendlight table: error: {message.format(tmp=tmp_path)}"]
+    assert not Path("runs").exists() and not Path("tables").exists()  # the stopped run left nothing

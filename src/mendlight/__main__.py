@@ -1,6 +1,6 @@
-"""``python -m mendlight`` is the same as the ``mendlight`` command."""
+"""``python -m mendlight`` is the same as the ``mendlight`` command (exit status included)."""
 
 from mendlight.cli import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

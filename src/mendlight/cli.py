@@ -1,8 +1,12 @@
 """The ``mendlight`` command: LightningCLI with ``fit``, ``validate``, ``test``, ``predict`` and ``edit``.
 
 Editors and data modules are chosen by class (``--model MEND``, ``--data EditDataModule``) or by a config
-file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/version_N/`` with the resolved
-``config.yaml``, TensorBoard events, checkpoints and, for ``test``, ``results.json``/``results.md``.
+file (``-c configs/smollm2_facts.yaml``). Runs land in ``runs/<config stem>/version_N/`` (under
+``--trainer.default_root_dir`` when it is given) with the resolved ``config.yaml``, TensorBoard events,
+checkpoints and, for ``test``, ``results.json``/``results.md``; every command ends with the line
+``run: <run directory>``. ``mendlight table`` is dispatched to :mod:`mendlight.table_command`; the parser
+(help, ``--version``, short errors) is :mod:`mendlight.cli_parser`, the ``edit`` subcommand's options are
+:class:`mendlight.trainer.MendTrainer`'s.
 """
 
 from __future__ import annotations
@@ -22,64 +26,23 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mendlight.callbacks import LastCheckpoint, StepEarlyStopping, TextProgress
 from mendlight.checkpoints import SPECIAL_PATHS, check_agreement, fetch_remote, read_checkpoint, url_scheme
+from mendlight.cli_parser import (
+    SUBCOMMANDS,
+    USAGE,
+    MendArgumentParser,
+    edit_argv,
+    package_version,
+    parser_kwargs,
+)
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
-from mendlight.errors import TrainingStopped
+from mendlight.errors import TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
+from mendlight.run_dirs import print_run_line, run_directory, run_line, use_default_root_dir
+from mendlight.trainer import MendTrainer
 
 DEFAULT_RUN_NAME = "mendlight"
-
-
-class MendTrainer(Trainer):
-    """Lightning's Trainer plus the ``edit`` subcommand."""
-
-    def edit(
-        self,
-        model: Editor,
-        datamodule: EditDataModule | None = None,
-        ckpt_path: str | None = None,
-        prompt: str | None = None,
-        target: str | None = None,
-        rephrases: list[str] | None = None,
-        file: str | None = None,
-        save: str | None = None,
-        overwrite: bool = False,
-        max_new_tokens: int = 12,
-        weights_only: bool | None = None,
-    ) -> dict:
-        """Apply edits with an editor and print pre-/post-edit greedy outputs; optionally save the model.
-
-        Args:
-            model: the editor (from ``-c`` config; its trained weights come from ``ckpt_path``).
-            datamodule: tokenises the edit (its tokenizer is the base model's).
-            ckpt_path: trained editor checkpoint (needed for MEND; FT needs none).
-            prompt: the edit prompt, e.g. "The capital of France is".
-            target: the new target, e.g. "Rome".
-            rephrases: extra prompts to check the edit generalises to.
-            file: a JSONL file of edit records applied together (instead of prompt/target).
-            save: write the edited model to this directory as a plain Hugging Face model; it must be new or
-                empty (checked before the edit is computed) and never the base model's own directory.
-            overwrite: allow ``save`` to replace the files of a non-empty directory.
-            max_new_tokens: tokens of greedy output shown per prompt.
-            weights_only: load the checkpoint with ``torch.load(weights_only=...)``; default True (safe).
-
-        """
-        from mendlight.edit_command import run_edit
-
-        return run_edit(
-            model,
-            datamodule,
-            ckpt_path=ckpt_path,
-            prompt=prompt,
-            target=target,
-            rephrases=list(rephrases or []),
-            file=file,
-            save=save,
-            overwrite=overwrite,
-            max_new_tokens=max_new_tokens,
-            weights_only=weights_only is not False,
-        )
 
 
 class TBSaveConfigCallback(SaveConfigCallback):
@@ -100,6 +63,16 @@ class MendLightCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         """Lightning's subcommands plus ``edit``."""
         return {**LightningCLI.subcommands(), "edit": {"model", "datamodule"}}
+
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        """Lightning's parser with ``--version`` and mendlight's one-line help of each subcommand."""
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        self.parser.usage = USAGE  # set after the subcommands, whose own usage derives from the main one
+        version = f"mendlight {package_version()}"
+        self.parser.add_argument("--version", action="version", version=version, help=f"Print '{version}'.")
+        action = getattr(self.parser, "_subcommands_action", None)
+        for choice in getattr(action, "_choices_actions", []):
+            choice.help = SUBCOMMANDS.get(choice.dest, choice.help)
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link the data module's tokenizer to the editor's base model; add the checkpoint options."""
@@ -141,7 +114,10 @@ class MendLightCLI(LightningCLI):
         """
         if config.get("enable_checkpointing") is False:
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
-        return super()._instantiate_trainer(config, [*callbacks, GracefulStop(), FitSummary()])
+        # fast_dev_run writes nothing (no logger, no checkpoints): no fit.json either, which would otherwise
+        # land in the working directory
+        summary = [] if config.get("fast_dev_run") else [FitSummary()]
+        return super()._instantiate_trainer(config, [*callbacks, GracefulStop(), *summary])
 
     def _parse_ckpt_path(self) -> None:
         """Rebuild the editor from the checkpoint's hyperparameters, except its evaluation protocol.
@@ -198,14 +174,23 @@ class MendLightCLI(LightningCLI):
         """Name the run after its config files: ``runs/<stem>[+<stem>...]/version_N``.
 
         A setting with a fragment (``-c configs/smollm2_qa.yaml -c configs/editor/mend_no_norm.yaml``)
-        runs as ``smollm2_qa+mend_no_norm``, so ablations do not share one run directory.
+        runs as ``smollm2_qa+mend_no_norm``, so ablations do not share one run directory. The runs root is
+        ``--trainer.default_root_dir`` when given.
         """
         cfg = self.config[self.subcommand]
+        use_default_root_dir(cfg.get("trainer"))
         logger = cfg.get("trainer", {}).get("logger")
         if cfg.get("config") and logger and not isinstance(logger, bool):
             init_args = logger.get("init_args") if hasattr(logger, "get") else None
             if init_args is not None and init_args.get("name") in (None, DEFAULT_RUN_NAME, "lightning_logs"):
                 init_args["name"] = "+".join(Path(str(c)).stem for c in cfg.config)
+
+    def after_edit(self) -> None:
+        """Save the resolved ``config.yaml`` beside ``edit.json`` in the edit's run directory."""
+        directory = run_directory(self.trainer, logged_only=True)
+        if directory is not None and (directory / "edit.json").is_file():
+            text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_none=False)
+            (directory / "config.yaml").write_text(text)
 
     def before_fit(self) -> None:
         """Refuse to train a test-time editor, with a message saying what to run instead."""
@@ -260,52 +245,56 @@ def _quiet_known_noise() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def _user_error(exc: BaseException) -> BaseException | None:
-    """The mendlight input error behind ``exc`` (jsonargparse wraps errors raised while instantiating)."""
-    from mendlight.errors import UserInputError
-
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        err = stack.pop()
-        if err is None or id(err) in seen:
-            continue
-        seen.add(id(err))
-        if isinstance(err, UserInputError):
-            return err
-        stack += [err.__cause__, err.__context__]
-    return None
-
-
 def main(args: ArgsType = None) -> int | None:
     """Entry point of the ``mendlight`` console script and ``python -m mendlight``.
 
     ``mendlight table ...`` compares several editors on one setting (:mod:`mendlight.table_command`); every
-    other subcommand is LightningCLI's. Errors in the user's input (configs, records, model references, edit
-    arguments) are printed as one message and exit with status 2 instead of a traceback.
+    other subcommand is LightningCLI's. Every command ends with ``run: <run directory>``. Errors in the
+    user's input (configs, records, model references, edit arguments) are printed as one message and exit
+    with status 2 instead of a traceback.
     """
     _quiet_known_noise()
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
+    if argv is not None and argv[:1] == ["--version"]:
+        print(f"mendlight {package_version()}")
+        return 0
     if argv and argv[0] == "table":
         from mendlight.table_command import main as table_main
 
-        return table_main(argv[1:])
+        claimed = len(RunLogger.claimed)
+        status = table_main(argv[1:])
+        if status == 0:
+            print(run_line(RunLogger.claimed[claimed:]), flush=True)
+        return status
+    if argv is not None and "edit" in argv:
+        if args is None:  # LightningCLI reads sys.argv itself (and warns if given both)
+            sys.argv[1:] = edit_argv(argv)
+        else:
+            args = edit_argv(argv)
     claimed_before = set(RunLogger.claimed)
     try:
-        run_cli(args)
+        cli = run_cli(args)
     except TrainingStopped as exc:
         sys.stderr.write(f"mendlight: {exc}\n")
+        new = [d for d in RunLogger.claimed if d not in claimed_before]
+        if new:
+            sys.stderr.write(run_line(new[-1:]) + "\n")
         raise SystemExit(exc.exit_code) from None
     except SIGTERMException:  # outside training (test, validate, predict): Lightning stopped the loop
         sys.stderr.write("mendlight: stopped by SIGTERM before the end; nothing more was written\n")
         raise SystemExit(SIGNAL_EXIT["SIGTERM"]) from None
     except Exception as exc:
-        cause = _user_error(exc)
+        cause = user_error_behind(exc)
         if cause is None:
             raise
         remove_unused_runs(set(RunLogger.claimed) - claimed_before)
         sys.stderr.write(f"mendlight: error: {cause}\n")
         raise SystemExit(2) from None
+    if cli.trainer.is_global_zero:
+        edit = cli.subcommand == "edit"
+        as_json = edit and bool(cli.config[cli.subcommand].get("json"))  # stdout holds the JSON alone
+        print_run_line(cli.trainer, logged_only=edit, stream=sys.stderr if as_json else sys.stdout)
+    return None
 
 
 def run_cli(args: ArgsType) -> MendLightCLI:
@@ -331,6 +320,8 @@ def run_cli(args: ArgsType) -> MendLightCLI:
         },
         save_config_callback=TBSaveConfigCallback,
         save_config_kwargs={"overwrite": True},
+        parser_class=MendArgumentParser,
+        parser_kwargs=parser_kwargs(),
         auto_configure_optimizers=False,
         seed_everything_default=0,
         args=args,

@@ -1,29 +1,53 @@
-"""``mendlight edit``: apply edits from the command line or a JSONL file and show what changed."""
+"""``mendlight edit``: apply edits from the command line or a JSONL file and show what changed.
+
+The report (:mod:`mendlight.edit_report`) shows each edit prompt and rephrase with the greedy answer before
+and after the edit (:mod:`mendlight.preview`), a locality check of prompts the edit should leave alone
+(:mod:`mendlight.locality_check`) and timings; ``--json`` prints it as one JSON object, and it is written
+to ``edit.json`` in the run directory.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from mendlight.checkpoints import read_checkpoint
+from mendlight.cli_parser import known_classes
 from mendlight.data.records import EditRecord, read_records
+from mendlight.edit_report import check_section, edit_rows, print_json, print_text
 from mendlight.editors.base import Editor
-from mendlight.editors.evaluation import prompt_inputs, record_rows
+from mendlight.editors.evaluation import record_rows
 from mendlight.errors import UserInputError
+from mendlight.locality_check import plan_check
 from mendlight.models.functional import save_edited
 from mendlight.models.loading import cache_root, resolve_model_dir
 from mendlight.models.tiny import is_tiny_ref
+from mendlight.preview import encode_prompts, preview_rows, timed_previews
+from mendlight.run_control import write_json_atomic
+from mendlight.run_dirs import shown_path
 
 
 class EditCommandError(UserInputError, ValueError):
     """Bad arguments to ``mendlight edit``; the message says what to pass."""
 
 
-def _records(
+def edit_records(
     prompt: str | None, target: str | None, rephrases: list[str], file: str | None
 ) -> list[EditRecord]:
+    """The edits of ``mendlight edit``: a record of ``--prompt``/``--target``, or the records of ``--file``.
+
+    Targets are kept as given: the encoder adds the space between prompt and target only where it is
+    missing (:meth:`mendlight.data.encoding.CausalEncoder.target_call`), so ``"Rome"`` and ``" Rome"`` make
+    the same edit.
+
+    Raises:
+        EditCommandError: when both or neither of ``--file`` and ``--prompt``/``--target`` are given.
+
+    """
     if file:
         if prompt or target:
             raise EditCommandError("give either --file or --prompt/--target, not both")
@@ -115,14 +139,21 @@ def check_save_dir(save: str, base_ref: str | None, overwrite: bool = False) -> 
     return out
 
 
+def weight_editors() -> list[str]:
+    """The editors of :mod:`mendlight.editors` whose edits change the weights (they can ``--save``)."""
+    import mendlight.editors as editors
+
+    return [name for name in known_classes("model") if getattr(editors, name).edits_weights]
+
+
 def check_saveable(model: Editor) -> None:
     """Refuse ``--save`` for an editor whose edit is not a change of the weights (the Cache editor)."""
     if not getattr(model, "edits_weights", True):
         name = type(model).__name__
         raise EditCommandError(
-            f"--save: {name} does not change the model's weights (its edits are answers kept beside the "
-            "unedited model), so there is no edited model to save; drop --save or use a weight editor "
-            "(MEND, ENN, KE, FT, FTKL)"
+            f"--save: a {name} edit is not a weight change (it keeps answers beside the unedited model and "
+            "leaves the model's weights as they are), so there is no edited model to save; drop --save, or "
+            f"use an editor that changes weights ({', '.join(weight_editors())})"
         )
 
 
@@ -154,20 +185,49 @@ def run_edit(
     overwrite: bool = False,
     max_new_tokens: int | None = None,
     weights_only: bool = True,
+    check: list[str] | None = None,
+    n_check: int = 2,
+    as_json: bool = False,
+    run_dir: Callable[[], Path | None] | None = None,
 ) -> dict:
-    """Apply the edits (all records together), print pre/post greedy outputs, optionally save the model.
+    """Apply the edits (all records together), report what changed, optionally save the edited model.
 
     ``save`` is checked first (:func:`check_saveable`, :func:`check_save_dir`): a directory that cannot be
     used fails before the checkpoint is loaded or the edit is computed.
+
+    Args:
+        model: the editor.
+        datamodule: tokenises the edits and supplies the locality check's dataset prompts.
+        ckpt_path: the trained editor's checkpoint (None for test-time editors).
+        prompt: the edit prompt (with ``target``), or None with ``file``.
+        target: the new target.
+        rephrases: extra prompts that should give the new target too.
+        file: a JSONL file of edit records applied together.
+        save: a directory to write the edited model to.
+        overwrite: allow ``save`` to replace the files of a non-empty directory.
+        max_new_tokens: greedy tokens per answer.
+        weights_only: load the checkpoint with ``torch.load(weights_only=True)``.
+        check: locality-check prompts (instead of those :func:`~mendlight.locality_check.plan_check` picks).
+        n_check: prompts of each kind the check picks from the records or the dataset (0: none).
+        as_json: print the report as one JSON object instead of text.
+        run_dir: returns the run directory to write ``edit.json`` into (called once the edit succeeded).
+
+    Returns:
+        The report (:mod:`mendlight.edit_report`).
+
     """
+    start = time.perf_counter()
     if max_new_tokens is not None and max_new_tokens < 1:
         raise EditCommandError(f"--max_new_tokens must be at least 1, got {max_new_tokens}")
+    if n_check < 0:
+        raise EditCommandError(f"--n_check must be at least 0, got {n_check}")
     if save:
         check_saveable(model)
         check_save_dir(save, getattr(model, "hparams", {}).get("base_model"), overwrite)
     if datamodule is None:
         raise EditCommandError("mendlight edit needs a data module for tokenisation (pass -c <config>)")
-    records = _records(prompt, target, rephrases, file)
+    records = edit_records(prompt, target, rephrases, file)
+    checks = [c for c in (check or []) if c.strip()]
     if ckpt_path:
         load_editor_checkpoint(model, ckpt_path, weights_only)
     elif model.requires_training:
@@ -178,39 +238,43 @@ def run_edit(
     model.eval()
     model.attach_datamodule(datamodule)
     batch = datamodule.make_batch(records, train=False)
+    check_start = time.perf_counter()
+    plan = plan_check(records, checks, datamodule, n_check)
+    check_rows = encode_prompts(datamodule, [p for _, p in plan.prompts]) if plan.prompts else None
+    check_s = time.perf_counter() - check_start
     out = model.evaluate_batch(batch)
     deltas = model._last_deltas
-    rows = record_rows(batch, out)
-    tok = model.tokenizer
-    report = []
-    for group in ("edit", "equiv"):
-        rows_g = batch[group]
-        if not rows_g["input_ids"].shape[0]:
-            continue
-        ids, mask = prompt_inputs(rows_g)
-        pre = model.greedy_outputs(rows_g, model.pre_edit_deltas(), max_new_tokens)
-        post = model.greedy_outputs(rows_g, deltas, max_new_tokens)
-        for r in range(ids.shape[0]):
-            text = tok.decode(ids[r][mask[r].bool()], skip_special_tokens=True)
-            report.append(
-                {
-                    "kind": "edit" if group == "edit" else "rephrase",
-                    "prompt": text,
-                    "pre": pre[r],
-                    "post": post[r],
-                }
-            )
-    print(f"\nApplied {len(records)} edit(s) with {type(model).__name__} in {out.latency_s * 1000:.0f} ms")
-    for rec, row in zip(records, rows, strict=True):
-        print(
-            f"  {rec.prompt!r} -> {rec.target_new!r}: target is the argmax: "
-            f"{'yes' if row['es_edit'] else 'no'}"
-            + (f"; rephrases {row['equiv_success']}/{row['equiv_total']}" if row["equiv_total"] else "")
-        )
-    for item in report:
-        print(f"\n[{item['kind']}] {item['prompt']}\n  before: {item['pre']!r}\n  after:  {item['post']!r}")
+    previews, preview_s = timed_previews(
+        model, [("edit", batch["edit"]), ("rephrase", batch["equiv"])], deltas, max_new_tokens
+    )
+    check_start = time.perf_counter()
+    kinds = [k for k, _ in plan.prompts]
+    checked = preview_rows(model, check_rows, deltas, kinds, max_new_tokens) if check_rows else []
+    check_s += time.perf_counter() - check_start
     saved = None
     if save:
-        saved = str(save_edited(model.base, tok, deltas, Path(save).expanduser(), overwrite=overwrite))
-        print(f"\nSaved the edited model to {saved} (load it with transformers' from_pretrained)")
-    return {"rows": rows, "outputs": report, "saved": saved, "latency_s": out.latency_s}
+        saved = str(
+            save_edited(model.base, model.tokenizer, deltas, Path(save).expanduser(), overwrite=overwrite)
+        )
+    report = {
+        "editor": type(model).__name__,
+        "base_model": getattr(model, "hparams", {}).get("base_model"),
+        "ckpt_path": ckpt_path,
+        "edits": edit_rows(records, record_rows(batch, out)),
+        "previews": [p.to_dict() for p in previews],
+        "locality_check": check_section(plan, checked),
+        "timings": {
+            "edit_s": round(out.latency_s, 6),
+            "preview_s": round(preview_s, 6),
+            "check_s": round(check_s, 6),
+            "total_s": round(time.perf_counter() - start, 6),
+        },
+        "saved": saved,
+        "run": None,
+    }
+    directory = run_dir() if run_dir is not None else None
+    if directory is not None:
+        report["run"] = shown_path(directory)
+        write_json_atomic(Path(directory) / "edit.json", report)
+    (print_json if as_json else print_text)(report)
+    return report

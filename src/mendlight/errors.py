@@ -22,6 +22,25 @@ class CheckpointError(UserInputError, ValueError):
     """A checkpoint cannot be used: missing, unreadable, remote, or made for another editor or base model."""
 
 
+def user_error_behind(exc: BaseException) -> UserInputError | None:
+    """The :class:`UserInputError` behind ``exc``: itself, or one of its causes or contexts, else None.
+
+    jsonargparse and Lightning wrap errors raised while a config is instantiated or a run starts, so the
+    user's error is looked for along ``__cause__`` and ``__context__`` too.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        err = stack.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, UserInputError):
+            return err
+        stack += [err.__cause__, err.__context__]
+    return None
+
+
 def check_at_least(owner: str, name: str, value: int | float | None, low: int | float) -> None:
     """Raise :class:`ConfigError` unless ``value`` is None or at least ``low``.
 

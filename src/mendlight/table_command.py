@@ -15,6 +15,10 @@ editor's own, so every editor is tested on the same records; arguments after ``-
 ``results.json``; the table command writes ``OUT.md`` (the table: ES, the task's drawdown — accuracy for
 question answering and fact-checking, perplexity for generation — and edit latency, then the full metrics),
 ``OUT.json`` (the summaries and the runs they come from) and the Markdown into TensorBoard (``OUT_tb/``).
+
+Bad input (a missing file, an unknown option, a base model that cannot be loaded, a bad records file...)
+ends the command with one ``mendlight table: error: ...`` line and status 2, without a traceback; the run
+directory of the editor it stopped at is removed if it holds nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-from mendlight.errors import UserInputError
+from mendlight.errors import UserInputError, user_error_behind
+from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.reporting import (
     comparison_markdown,
     escape_cell,
@@ -219,12 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="Editor comparison", help="the table's heading")
     parser.add_argument("--command", default=None, help="the command that reproduces the table (shown)")
     args = parser.parse_args(argv)
+    claimed_before = set(RunLogger.claimed)
     try:
         editors = [parse_editor(e) for e in args.editor]
         if not args.config.is_file():
             raise TableError(f"setting config {args.config} does not exist")
         run_table(args.config, editors, args.out, args.title, args.command, extra)
-    except TableError as err:
-        print(f"mendlight table: error: {err}", file=sys.stderr)
+    except Exception as exc:
+        cause = user_error_behind(exc)
+        if cause is None:
+            raise
+        remove_unused_runs(set(RunLogger.claimed) - claimed_before)
+        print(f"mendlight table: error: {cause}", file=sys.stderr)
         return 2
     return 0

@@ -588,10 +588,10 @@ def test_help_lists_the_subcommands(capsys, no_argv):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "{fit,validate,test,predict,edit}" in out
-    for command in ("fit", "validate", "test", "predict", "edit"):
+    assert "{fit,validate,test,predict,edit,table}" in out
+    for command in ("fit", "validate", "test", "predict", "edit", "table"):
         assert re.search(rf"^\s+{command}\s+\S", out, re.MULTILINE), command
-    assert "Apply edits with an editor" in out
+    assert "apply edits given on the command line or in a JSONL file" in out
 
 
 def test_edit_help_lists_its_options(capsys, no_argv):
@@ -600,6 +600,7 @@ def test_edit_help_lists_its_options(capsys, no_argv):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     options = ("--ckpt_path", "--prompt", "--target", "--rephrases", "--file", "--save", "--max_new_tokens")
+    options += ("--check", "--n_check", "--json")
     for option in options:
         assert option in out, option
 

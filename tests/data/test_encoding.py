@@ -54,6 +54,27 @@ def test_causal_pair_completion_and_verbatim():
     assert enc.pair("ab ", "cd").input_ids == b("ab cd")  # no second space
 
 
+@pytest.mark.parametrize(
+    ("prompt", "target", "text"),
+    [
+        ("ab", "cd", "ab cd"),  # the separating space is added
+        ("ab", " cd", "ab cd"),  # the target's own space separates: one space, not two
+        ("ab", "  cd", "ab  cd"),  # a target's spaces are all kept
+        ("ab ", "cd", "ab cd"),  # the prompt's trailing space separates
+        ("ab ", " cd", "ab  cd"),  # whitespace on both sides: kept as given, nothing added
+        ("ab", "\tcd", "ab\tcd"),  # any whitespace counts
+        ("ab", "\ncd", "ab\ncd"),
+    ],
+)
+def test_causal_separating_space_only_where_missing(prompt, target, text):
+    enc = CausalEncoder(_tok(), max_length=32)
+    assert enc.target_call(prompt, target) == (text[len(prompt) :], False)
+    row = enc.pair(prompt, target)
+    assert row.input_ids == b(text)
+    assert row.labels == [X] * (len(prompt) - 1) + b(text[len(prompt) :]) + [X]
+    assert enc.pair(prompt, target, verbatim=True).input_ids == b(prompt + target)  # generation: as is
+
+
 def test_causal_truncation_keeps_bos():
     enc = CausalEncoder(_tok("<bos> $A"), max_length=6)
     row = enc.pair("abcdefgh", "xy")

@@ -1,4 +1,5 @@
 import importlib.util
+import time
 
 import pytest
 import torch
@@ -53,6 +54,31 @@ def test_hub_name_failure_suggests_offline_alternatives(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="local model directory, a .gguf file, or an embedded alias"):
         load_base_model("some-org/some-model-that-is-not-cached")
+
+
+@pytest.mark.parametrize(
+    ("offline", "reason"),
+    [
+        (True, "is not in the Hugging Face cache and HF_HUB_OFFLINE is set"),
+        (False, "is not in the Hugging Face cache and the hub (http://127.0.0.1:9) is unreachable"),
+    ],
+)
+def test_an_unavailable_hub_model_fails_at_once_in_every_loader(monkeypatch, offline, reason):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
+    name = "made-up-org/no-such-model-7f3a"
+    expected = (
+        f"base model {name!r} {reason}; pass a local model directory, a .gguf file, or an embedded alias "
+        "(smollm2-135m, minilm-l6-factcheck)"
+    )
+    for load in (resolve_model_dir, load_tokenizer, load_base_model):
+        start = time.monotonic()
+        with pytest.raises(ModelLoadError) as err:
+            load(name)
+        assert time.monotonic() - start < 5, load  # from_pretrained alone retried for ~20 s
+        assert str(err.value) == expected, load
 
 
 def test_cache_root_honours_env(monkeypatch, tmp_path):

@@ -4,10 +4,11 @@
 
 * :class:`CausalEncoder` (decoder-only LMs): one row is ``prompt + target``; ``labels[t]`` is the token at
   ``t + 1`` on the target span (aligned with the logits) and -100 elsewhere. A ``completion`` target follows
-  the prompt after one space (none if the prompt ends in whitespace); a ``generation`` target is appended
-  verbatim. It also makes full-text rows (:meth:`CausalEncoder.text`: every next token scored, for
-  perplexity) and prefix-cut rows (:meth:`CausalEncoder.cut_prefix`: the Wikitext rephrase of
-  docs/algorithm.md §5.4);
+  the prompt after one separating space, added only where it is missing: not if the prompt ends in
+  whitespace or the target starts with it (as ROME and EasyEdit do), so ``"Rome"`` and ``" Rome"`` give the
+  same row (:meth:`CausalEncoder.target_call`); a ``generation`` target is appended verbatim. It also makes
+  full-text rows (:meth:`CausalEncoder.text`: every next token scored, for perplexity) and prefix-cut rows
+  (:meth:`CausalEncoder.cut_prefix`: the Wikitext rephrase of docs/algorithm.md §5.4);
 * :class:`Seq2SeqEncoder` (T5, BART): ``input_ids`` = the prompt with the tokenizer's special tokens;
   ``labels`` = target tokens (no leading space) + eos; ``decoder_input_ids`` =
   ``[decoder_start_token_id] + labels[:-1]``, so that labels line up with the decoder logits;
@@ -357,9 +358,9 @@ class CausalEncoder(RowEncoder):
     def pair(self, prompt: str, target: str, verbatim: bool = False) -> EncodedRow:
         """Encode ``prompt`` + ``target``; ``labels[i]`` is the token at ``i + 1`` on the target span.
 
-        The prompt gets the tokenizer's default special tokens; the target follows after one space (none if
-        ``verbatim`` or the prompt already ends in whitespace), without special tokens. A prompt too long
-        for ``max_length`` loses tokens on its left (leading special tokens such as BOS are kept).
+        The prompt gets the tokenizer's default special tokens; the target follows after one separating space
+        where one is missing (:meth:`target_call`), without special tokens. A prompt too long for
+        ``max_length`` loses tokens on its left (leading special tokens such as BOS are kept).
 
         Raises:
             EncodingError: (a ``ValueError``) if the prompt or target gives no tokens, or the target alone
@@ -399,9 +400,19 @@ class CausalEncoder(RowEncoder):
         return target_ids
 
     def target_call(self, prompt: str, target: str, verbatim: bool = False) -> tuple[str, bool]:
-        """The target after its separating space (none if ``verbatim`` or the prompt ends in whitespace)."""
-        sep = "" if verbatim or prompt[-1:].isspace() else " "
-        return (sep + target, False)
+        """The target as it is tokenised: after one separating space, added only where it is missing.
+
+        No space is added to a ``verbatim`` target (generation records: the continuation as it is), after a
+        prompt that ends in whitespace, or before a target that starts with whitespace. This is the rule of
+        ROME and EasyEdit (which prepend a space to a target that lacks one): ``"Rome"`` and ``" Rome"``
+        after ``"The capital of France is"`` are both tokenised as ``" Rome"``, never with two spaces.
+
+        Returns:
+            The text and ``False`` (the target gets no special tokens).
+
+        """
+        missing = not (verbatim or prompt[-1:].isspace() or target[:1].isspace())
+        return ((" " if missing else "") + target, False)
 
     def check_pair(self, prompt: str, target: str, verbatim: bool = False) -> None:
         """Raise the error :meth:`pair` would raise, if any (see :meth:`RowEncoder.check_pair`)."""

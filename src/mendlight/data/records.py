@@ -101,7 +101,8 @@ class EditRecord:
     ``{"prompt", "answer"}`` dicts are converted to :class:`LocalityItem`.
 
     Args:
-        prompt: the edit input x_e; the target follows it after a single space.
+        prompt: the edit input x_e; a completion target follows it after one space (added by the encoder
+            only where neither the prompt's end nor the target's start is whitespace).
         target_new: the new target y_e the edited model should produce.
         target_true: the old (true) target, if known; used to flag facts the unedited model already knew.
         rephrases: equivalence inputs x'_e, other wordings that should produce ``target_new`` after the edit.

@@ -12,7 +12,8 @@ A reference is one of:
 * ``tiny-random-<name>`` — a tiny random model for tests (:mod:`mendlight.models.tiny`);
 * ``in-memory:<class>-<n>`` — a model object the user holds, named by
   :func:`mendlight.models.in_memory.register_model` (the Python API does this);
-* anything else is treated as a Hugging Face hub name.
+* anything else is treated as a Hugging Face hub name; one that cannot be had now (offline and not cached,
+  the hub unreachable, or not a valid name) is refused at once (:mod:`mendlight.models.hub`).
 
 The model class follows the layout of the config (:func:`mendlight.models.arch.model_kind`): a causal LM, an
 encoder-decoder LM, or a binary sequence classifier (a bare encoder such as MiniLM gets a new one-logit head,
@@ -47,6 +48,7 @@ from transformers import (
 
 from mendlight.errors import ConfigError, UserInputError
 from mendlight.models.arch import is_classifier_config, model_kind
+from mendlight.models.hub import hub_model_problem
 from mendlight.models.in_memory import in_memory_model, in_memory_tokenizer, is_in_memory_ref
 from mendlight.models.tiny import (
     build_byte_tokenizer,
@@ -169,7 +171,14 @@ BUILT_MODELS: dict[str, str] = {
 
 
 def resolve_model_dir(ref: str) -> str:
-    """Turn a reference into something ``from_pretrained`` accepts (a directory or a hub name)."""
+    """Turn a reference into something ``from_pretrained`` accepts (a directory or a hub name).
+
+    Raises:
+        ModelLoadError: for a path that does not exist or is not a model, and at once for a hub name that
+            cannot be loaded now (:func:`mendlight.models.hub.hub_model_problem`), instead of after
+            ``from_pretrained``'s retries.
+
+    """
     if ref in EMBEDDED_MODELS:
         return str(_dequantised_gguf_dir(embedded_model_file(ref)))
     if ref == "minilm-l6-factcheck":
@@ -192,14 +201,22 @@ def resolve_model_dir(ref: str) -> str:
         return str(path)
     if path.suffix or ref.startswith((".", "/", "~")):
         raise ModelLoadError(f"base model path {ref!r} does not exist")
+    problem = hub_model_problem(ref)
+    if problem is not None:
+        raise ModelLoadError(f"base model {ref!r} {problem}; {_without_hub()}")
     return ref  # a hub name
+
+
+def _without_hub() -> str:
+    """What to pass instead of a hub name."""
+    aliases = ", ".join([*EMBEDDED_MODELS, *BUILT_MODELS])
+    return f"pass a local model directory, a .gguf file, or an embedded alias ({aliases})"
 
 
 def _hub_error(ref: str, err: Exception) -> ModelLoadError:
     return ModelLoadError(
-        f"could not load {ref!r} as a Hugging Face hub model ({type(err).__name__}: {err}).\n"
-        "Without hub access, pass a local model directory, a .gguf file, or an embedded alias "
-        f"({', '.join([*EMBEDDED_MODELS, *BUILT_MODELS])})."
+        f"could not load {ref!r} as a Hugging Face hub model ({type(err).__name__}: {err}); "
+        f"without hub access, {_without_hub()}"
     )
 
 

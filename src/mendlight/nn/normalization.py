@@ -26,9 +26,20 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mendlight.errors import UserInputError
+
 EMPTY_STATS_MESSAGE = (
-    "normalisation statistics are empty: train the editor (mendlight fit) or load a trained checkpoint"
+    "normalisation statistics are empty: train the editor (mendlight fit) or load a trained checkpoint "
+    "(--ckpt_path)"
 )
+
+
+class EmptyStatisticsError(UserInputError, RuntimeError):
+    """An untrained editor was asked to normalise: it needs training or a trained checkpoint.
+
+    A user's error (evaluating or applying MEND without ``--ckpt_path``), so ``mendlight`` reports it in one
+    line.
+    """
 
 
 class WelfordStats(NamedTuple):
@@ -257,11 +268,11 @@ class WelfordNormalizer(nn.Module):
             The normalised rows, same shape as ``x``.
 
         Raises:
-            RuntimeError: If no statistics have been accumulated yet.
+            EmptyStatisticsError: (a ``RuntimeError``) If no statistics have been accumulated yet.
 
         """
         if not self.initialized:
-            raise RuntimeError(EMPTY_STATS_MESSAGE)
+            raise EmptyStatisticsError(EMPTY_STATS_MESSAGE)
         return (x - self.mean) / (self.std + eps)
 
     @torch.no_grad()
