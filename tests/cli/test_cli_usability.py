@@ -50,7 +50,8 @@ def test_help_describes_mendlight_and_lists_every_subcommand(run_mendlight):
     assert code == 0
     assert "Lightning Trainer command line tool" not in out
     assert "mendlight: learned model editing" in out
-    assert out.startswith("usage: mendlight ") and "{fit,validate,test,predict,edit,table}" in out
+    assert out.startswith("usage: mendlight ")
+    assert "{fit,validate,test,predict,edit,table,download-embedded}" in out
     for name, line in cli_parser.SUBCOMMANDS.items():
         assert re.search(rf"^  {name}\s+{re.escape(line)}$", out, re.MULTILINE), name
     assert "table" in cli_parser.SUBCOMMANDS and "--version" in out
