@@ -588,8 +588,8 @@ def test_help_lists_the_subcommands(capsys, no_argv):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    assert "{fit,validate,test,predict,edit,table}" in out
-    for command in ("fit", "validate", "test", "predict", "edit", "table"):
+    assert "{fit,validate,test,predict,edit,table,download-embedded}" in out
+    for command in ("fit", "validate", "test", "predict", "edit", "table", "download-embedded"):
         assert re.search(rf"^\s+{command}\s+\S", out, re.MULTILINE), command
     assert "apply edits given on the command line or in a JSONL file" in out
 
