@@ -30,6 +30,7 @@ import statistics
 import time
 
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 
 from mendlight.data.module import EditDataModule
 from mendlight.editors import MALMEN, MEND
@@ -49,10 +50,6 @@ def _seconds(fn) -> float:
 
 def _rows(rows: dict, start: int, end: int) -> dict:
     return {key: value[start:end] for key, value in rows.items()}
-
-
-def _on(rows: dict, device: torch.device) -> dict:
-    return {key: value.to(device) for key, value in rows.items()}
 
 
 def _floor(editor, rows: dict) -> float:
@@ -77,11 +74,15 @@ def bench_editor(editor, dm: EditDataModule, records: list, ks: list[int], singl
     """Time and memory of one k-edit call and of k single edits, for every k."""
     editor.train()
     for start in range(0, min(64, len(records)), 16):  # fill the normalisation statistics as in training
-        editor.edit(_on(dm.make_batch(records[start : start + 16], train=False)["edit"], editor.device))
+        editor.edit(
+            move_data_to_device(
+                dm.make_batch(records[start : start + 16], train=False)["edit"], editor.device
+            )
+        )
     editor.eval()
     out = []
     for k in ks:
-        rows = _on(dm.make_batch(records[:k], train=False)["edit"], editor.device)
+        rows = move_data_to_device(dm.make_batch(records[:k], train=False)["edit"], editor.device)
         editor.hparams.lm_chunk = CHUNK  # MEND chunks above CHUNK rows only; MALMEN always
 
         def call(rows=rows) -> None:

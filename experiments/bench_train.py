@@ -21,6 +21,7 @@ import statistics
 import time
 
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 from torch.utils.flop_counter import FlopCounterMode
 
 from mendlight.data.module import EditDataModule
@@ -32,15 +33,6 @@ from mendlight.reporting import machine_info
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def _on(batch, device: torch.device):
-    """The batch's tensors on ``device`` (its metadata unchanged)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: _on(value, device) for key, value in batch.items()}
-    return batch
 
 
 def _flops(fn) -> int:
@@ -87,7 +79,7 @@ def main() -> None:
             mend.on_train_batch_end(None, batch, 0)
 
         chunks = [records[i * k : (i + 1) * k] for i in range(args.steps + 2)]
-        batches = [_on(data.make_batch(chunk, train=True), device) for chunk in chunks]
+        batches = [move_data_to_device(data.make_batch(chunk, train=True), device) for chunk in chunks]
         for batch in batches[:2]:
             step(batch)  # warm-up; fills the normalisation statistics
         times, floors = [], []
@@ -115,9 +107,9 @@ def main() -> None:
     mend.log_dict = mend.log = lambda *a, **kw: None
     mend.train()
     for i in range(3):
-        mend.edit(_on(data.make_batch([records[i]], train=True)["edit"], device))
+        mend.edit(move_data_to_device(data.make_batch([records[i]], train=True)["edit"], device))
     mend.eval()
-    val = [_on(data.make_batch([r], train=False), device) for r in data.records("val")[:20]]
+    val = [move_data_to_device(data.make_batch([r], train=False), device) for r in data.records("val")[:20]]
     mend.on_validation_epoch_start()
     _sync()
     start = time.perf_counter()

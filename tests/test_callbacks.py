@@ -12,19 +12,23 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from mendlight.callbacks import TextProgress, _duration
 
 
-def _trainer(progress: TextProgress, tmp_path, bar: bool) -> pl.Trainer:
+def _trainer(progress: TextProgress, tmp_path, bar: bool, **overrides) -> pl.Trainer:
+    options = {
+        "max_steps": 6,
+        "limit_val_batches": 2,
+        "limit_test_batches": 3,
+        "val_check_interval": 3,
+        "num_sanity_val_steps": 0,
+        **overrides,
+    }
     return pl.Trainer(
         default_root_dir=tmp_path,
-        max_steps=6,
-        limit_val_batches=2,
-        limit_test_batches=3,
-        val_check_interval=3,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=bar,
-        num_sanity_val_steps=0,
         callbacks=[progress],
+        **options,
     )
 
 
@@ -119,18 +123,16 @@ def test_early_stopping_without_patience_never_stops(tmp_path):
 
 def test_time_left_is_the_time_cap_when_it_comes_first(tmp_path):
     out = io.StringIO()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
+    trainer = _trainer(
+        TextProgress(every_s=0, stream=out),
+        tmp_path,
+        bar=False,
         max_steps=10**9,  # the estimate from steps: years; the time cap ends the run first
         max_time={"hours": 2},
         max_epochs=1,
         limit_train_batches=3,
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        callbacks=[TextProgress(every_s=0, stream=out)],
+        val_check_interval=None,
     )
     trainer.fit(BoringModel())
     fit = [line for line in out.getvalue().splitlines() if line.startswith("fit: ")]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 
 from mendlight.data.records import EditRecord
 from mendlight.editors.base import Editor
@@ -59,10 +60,10 @@ def _checkpoint_file(source: Path) -> Path:
     if source.is_file():
         return source
     fit = source / "fit.json"
-    if fit.is_file():
-        best = json.loads(fit.read_text()).get("best_checkpoint")
-        for candidate in (best and Path(best), best and source / "checkpoints" / Path(best).name):
-            if candidate and candidate.is_file():
+    best = json.loads(fit.read_text()).get("best_checkpoint") if fit.is_file() else None
+    if best:  # fit.json names it relative to where fit ran: look for it in this run's checkpoints/ too
+        for candidate in (Path(best), source / "checkpoints" / Path(best).name):
+            if candidate.is_file():
                 return candidate
     last = source / "checkpoints" / "last.ckpt"
     if last.is_file():
@@ -201,14 +202,6 @@ def _records(
     return out
 
 
-def _on(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: _on(value, device) for key, value in batch.items()}
-    return batch
-
-
 @torch.no_grad()
 def _write(model: torch.nn.Module, deltas: ParamDeltas) -> dict[str, torch.Tensor]:
     """Add ``deltas`` to ``model``'s weights in place; return the original values (for an exact undo)."""
@@ -275,23 +268,22 @@ class ModelEditor:
         """
         records = _records(edits, prompts, targets, rephrases)
         editor, dm = self.editor, self.datamodule
-        if type(editor).__name__ == "FTKL" and getattr(editor, "pool", None) is None:
-            editor.attach_datamodule(dm)
+        editor.attach_datamodule(dm)  # FT+KL draws its locality rows from it (once); a no-op for the others
         editor.eval()
-        batches = [dm.make_batch([r], train=False) for r in records] if sequential else None
         start = time.perf_counter()
         if sequential:
+            batches = [move_data_to_device(dm.make_batch([r], train=False), editor.device) for r in records]
             deltas, latencies = editor.pre_edit_deltas(), []
             for batch in batches:
                 t0 = time.perf_counter()
-                deltas = editor.edit_from(_on(batch["edit"], editor.device), batch.get("cond"), deltas)
+                deltas = editor.edit_from(batch["edit"], batch.get("cond"), deltas)
                 latencies.append(time.perf_counter() - t0)
             rows = []
             for batch, latency in zip(batches, latencies, strict=True):
-                rows += record_rows(batch, editor.evaluate_batch(_on(batch, editor.device), deltas, latency))
+                rows += record_rows(batch, editor.evaluate_batch(batch, deltas, latency))
         else:
             batch = dm.make_batch(records, train=False)
-            out = editor.evaluate_batch(_on(batch, editor.device))
+            out = editor.evaluate_batch(move_data_to_device(batch, editor.device))
             deltas, rows = editor._last_deltas, record_rows(batch, out)
         latency = time.perf_counter() - start
         if preview_tokens:
@@ -300,7 +292,7 @@ class ModelEditor:
 
     def _previews(self, records: list[EditRecord], rows: list[dict], deltas: Any, tokens: int) -> None:
         editor = self.editor
-        batch = _on(self.datamodule.make_batch(records, train=False)["edit"], editor.device)
+        batch = move_data_to_device(self.datamodule.make_batch(records, train=False)["edit"], editor.device)
         pre = editor.greedy_outputs(batch, editor.pre_edit_deltas(), tokens)
         post = editor.greedy_outputs(batch, deltas, tokens)
         for row, before, after in zip(rows, pre, post, strict=True):

@@ -69,3 +69,10 @@ class TrainingStopped(Exception):
         super().__init__(message)
         self.reason = reason
         self.exit_code = exit_code
+
+
+class ModelLoadError(UserInputError, RuntimeError):
+    """A base model or tokenizer reference could not be resolved; the message says what to do.
+
+    Also importable from :mod:`mendlight.models.loading`, where the references are resolved.
+    """

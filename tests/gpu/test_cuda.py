@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pytorch_lightning.utilities import move_data_to_device
 
 DEVICE = os.environ.get("MENDLIGHT_TEST_DEVICE", "cuda")
 ACCELERATOR = "gpu" if DEVICE == "cuda" else DEVICE
@@ -38,14 +39,6 @@ def _plain_float32():
     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def _on(batch, device):
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: _on(value, device) for key, value in batch.items()}
-    return batch
-
-
 def _pair(layout: str, editor_name: str, tmp_path: Path, train: bool):
     """The same editor (same seed, same statistics) on the CPU and on the GPU, in train or eval mode, and a
     batch of 2 edits (1 for KE, which edits one fact at a time) on the CPU."""
@@ -57,7 +50,7 @@ def _pair(layout: str, editor_name: str, tmp_path: Path, train: bool):
         cpu.train()
         cpu.edit(warm)
         gpu.train()
-        gpu.edit(_on(warm, DEVICE))
+        gpu.edit(move_data_to_device(warm, DEVICE))
     cpu.train(train)
     gpu.train(train)
     return cpu, gpu, dm.make_batch(_records(kind, 1 if editor_name == "KE" else 2), train=train)
@@ -74,7 +67,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str, rtol: float = 1e-3) -> N
 def test_an_edit_on_cuda_gives_the_cpu_logits(layout, editor_name, tmp_path):
     cpu, gpu, batch = _pair(layout, editor_name, tmp_path, train=False)
     out_cpu = cpu.evaluate_batch(batch)
-    out_gpu = gpu.evaluate_batch(_on(batch, DEVICE))
+    out_gpu = gpu.evaluate_batch(move_data_to_device(batch, DEVICE))
     for field in ("pre_loc", "post_edit", "post_equiv", "post_loc", "pre_true"):
         a, b = getattr(out_cpu, field), getattr(out_gpu, field)
         if a is None:
@@ -88,7 +81,7 @@ def test_an_edit_on_cuda_gives_the_cpu_logits(layout, editor_name, tmp_path):
 def test_a_training_step_on_cuda_gives_the_cpu_loss_and_gradients(layout, editor_name, tmp_path):
     cpu, gpu, batch = _pair(layout, editor_name, tmp_path, train=True)
     loss_cpu = cpu.training_step(batch, 0)
-    loss_gpu = gpu.training_step(_on(batch, DEVICE), 0)
+    loss_gpu = gpu.training_step(move_data_to_device(batch, DEVICE), 0)
     loss_cpu.backward()
     loss_gpu.backward()
     assert loss_gpu.device.type == DEVICE

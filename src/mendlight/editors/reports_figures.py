@@ -8,7 +8,8 @@ At the end of ``mendlight test`` (rank 0) the results (:func:`mendlight.reportin
 * the figure ``test/figures/es_by_subset``: ES, ES on the edit prompt and on rephrases for each subset;
 * the figure ``test/figures/es_by_relation``: ES per relation, relations not seen in training hatched.
 
-Figures are drawn with matplotlib's non-interactive Agg backend and closed after logging.
+Figures are plain matplotlib ``Figure`` objects (no pyplot, so the user's backend is never changed), rendered
+by TensorBoard's writer and closed after logging.
 """
 
 from __future__ import annotations
@@ -29,13 +30,12 @@ def subset_scalars(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _pyplot():
-    import matplotlib
+def _axes(width: float, height: float):
+    """A new figure of that size (inches) and its one axes, outside pyplot's figure manager."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def es_by_subset_figure(results: dict[str, Any]):
@@ -43,8 +43,7 @@ def es_by_subset_figure(results: dict[str, Any]):
     subsets = [(name, s) for name, s in results.get("subsets", {}).items() if s.get("es") is not None]
     if not subsets:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(subsets), 3.2))
+    fig, ax = _axes(1.6 + 1.4 * len(subsets), 3.2)
     width = 0.8 / len(_ES_KEYS)
     for j, (key, label) in enumerate(_ES_KEYS):
         values = [s.get(key) if s.get(key) is not None else 0.0 for _, s in subsets]
@@ -63,8 +62,7 @@ def es_by_relation_figure(results: dict[str, Any]):
     by_relation = [(rel, s) for rel, s in results.get("by_relation", {}).items() if s.get("es") is not None]
     if not by_relation:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 0.8 + 0.25 * len(by_relation)))
+    fig, ax = _axes(6, 0.8 + 0.25 * len(by_relation))
     names = [f"{rel} (n={s.get('n_records')})" for rel, s in by_relation]
     bars = ax.barh(names, [s["es"] for _, s in by_relation])
     for bar, (_, s) in zip(bars, by_relation, strict=True):

@@ -16,6 +16,8 @@ import itertools
 import weakref
 from typing import Any
 
+from mendlight.errors import ModelLoadError
+
 PREFIX = "in-memory:"
 _models: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _tokenizers: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
@@ -52,8 +54,6 @@ def is_in_memory_ref(ref: object) -> bool:
 
 
 def _lookup(table: weakref.WeakValueDictionary, ref: str, what: str) -> Any:
-    from mendlight.models.loading import ModelLoadError
-
     found = table.get(ref)
     if found is None:
         raise ModelLoadError(

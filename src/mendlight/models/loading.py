@@ -46,7 +46,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from mendlight.errors import ConfigError, UserInputError
+from mendlight.errors import ConfigError, ModelLoadError
 from mendlight.models.arch import is_classifier_config, model_kind
 from mendlight.models.hub import hub_model_problem
 from mendlight.models.in_memory import in_memory_model, in_memory_tokenizer, is_in_memory_ref
@@ -84,10 +84,6 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class ModelLoadError(UserInputError, RuntimeError):
-    """A base model or tokenizer reference could not be resolved; the message says what to do."""
 
 
 class UnknownModelError(ModelLoadError, ValueError):
