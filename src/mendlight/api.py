@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
+from mendlight.checkpoints import load_editor_checkpoint
 from mendlight.data.records import EditRecord
 from mendlight.editors.base import Editor
 from mendlight.editors.evaluation import record_rows
@@ -153,8 +154,6 @@ def load_editor(
         init["base_model"] = str(model)
     editor = cls(**init)
     if checkpoint is not None:
-        from mendlight.edit_command import load_editor_checkpoint
-
         editor.allow_other_base = allow_other_base
         load_editor_checkpoint(editor, str(ckpt_file))
     editor.eval()

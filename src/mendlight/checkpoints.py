@@ -19,11 +19,15 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mendlight.cache_dirs import cache_root
 from mendlight.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from mendlight.editors.base import Editor
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 #: ``--ckpt_path`` values Lightning resolves itself (from the run's checkpoint callbacks).
@@ -51,8 +55,6 @@ def fetch_remote(url: str, allowed: list[str]) -> Path:
             f"and pass the local path, or allow the scheme with --allow_remote_ckpt '[{scheme}]' (it is then "
             "loaded with weights_only=True: tensors only, no code)"
         )
-    from mendlight.models.loading import cache_root
-
     target = cache_root() / "checkpoints" / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".ckpt")
     if target.is_file():
         return target
@@ -181,3 +183,29 @@ def check_editor_state(editor: str, state: dict[str, Any], own: dict[str, torch.
         "editor, architecture or set of edited weights; use the config it was trained with "
         "(-c runs/<name>/version_N/config.yaml)"
     )
+
+
+def load_editor_checkpoint(model: Editor, ckpt_path: str, weights_only: bool = True) -> None:
+    """Load a trained editor checkpoint (editor weights, α and normalisation statistics) into ``model``.
+
+    Args:
+        model: the editor, built with the checkpoint's options.
+        ckpt_path: a local checkpoint file.
+        weights_only: read it with ``torch.load(weights_only=True)`` (tensors only, no code); False only for
+            a local file the user trusts.
+
+    Raises:
+        CheckpointError: for a missing or unreadable file.
+
+    """
+    if weights_only:
+        checkpoint = read_checkpoint(ckpt_path)  # one CheckpointError for a missing or unreadable file
+    else:  # the user's explicit choice, for a local file they trust
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise CheckpointError(
+                f"checkpoint {ckpt_path!r} does not exist (look in runs/<name>/version_N/checkpoints)"
+            )
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])

@@ -273,7 +273,7 @@ def main(args: ArgsType = None) -> int | None:
         from mendlight.table_command import main as table_main
 
         claimed = len(RunLogger.claimed)
-        status = table_main(argv[1:])
+        status = table_main(argv[1:], run_cli)
         if status == 0:
             print(run_line(RunLogger.claimed[claimed:]), flush=True)
         return status

@@ -26,6 +26,8 @@ from typing import NoReturn
 from jsonargparse import DefaultHelpFormatter
 from pytorch_lightning.cli import LightningArgumentParser
 
+from mendlight._version import __version__
+
 #: Every subcommand of ``mendlight`` with its one-line help, in the order ``--help`` lists them.
 SUBCOMMANDS: dict[str, str] = {
     "fit": "train an editor (MEND, ENN, KE, MALMEN) on a setting's training split",
@@ -61,9 +63,7 @@ def package_version() -> str:
     try:
         return metadata.version("mendlight")
     except metadata.PackageNotFoundError:
-        import mendlight
-
-        return str(getattr(mendlight, "__version__", "unknown"))
+        return __version__
 
 
 def parser_kwargs() -> dict:

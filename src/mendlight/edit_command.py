@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
-from mendlight.checkpoints import read_checkpoint
+from mendlight.checkpoints import load_editor_checkpoint
 from mendlight.cli_parser import known_classes
 from mendlight.data.records import EditRecord, read_records
 from mendlight.edit_report import check_section, edit_rows, print_json, print_text
@@ -155,21 +153,6 @@ def check_saveable(model: Editor) -> None:
             "leaves the model's weights as they are), so there is no edited model to save; drop --save, or "
             f"use an editor that changes weights ({', '.join(weight_editors())})"
         )
-
-
-def load_editor_checkpoint(model: Editor, ckpt_path: str, weights_only: bool = True) -> None:
-    """Load a trained editor checkpoint (editor weights, α and normalisation statistics) into ``model``."""
-    if weights_only:
-        checkpoint = read_checkpoint(ckpt_path)  # one CheckpointError for a missing or unreadable file
-    else:  # the user's explicit choice, for a local file they trust
-        path = Path(ckpt_path)
-        if not path.is_file():
-            raise EditCommandError(
-                f"checkpoint {ckpt_path!r} does not exist (look in runs/<name>/version_N/checkpoints)"
-            )
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    model.on_load_checkpoint(checkpoint)
-    model.load_state_dict(checkpoint["state_dict"])
 
 
 def run_edit(

@@ -76,3 +76,10 @@ class ModelLoadError(UserInputError, RuntimeError):
 
     Also importable from :mod:`mendlight.models.loading`, where the references are resolved.
     """
+
+
+class UnknownModelError(ModelLoadError, ValueError):
+    """A reference names no model mendlight knows (``tiny-random-<name>`` with an unknown name).
+
+    Also importable from :mod:`mendlight.models.loading`.
+    """

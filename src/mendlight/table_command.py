@@ -27,8 +27,10 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,6 +44,9 @@ from mendlight.reporting import (
     markdown_table,
     provenance_lines,
 )
+
+#: Runs one ``mendlight`` command line and returns its LightningCLI (:func:`mendlight.cli.run_cli`).
+RunCli = Callable[[list[str]], Any]
 
 
 class TableError(UserInputError, ValueError):
@@ -149,11 +154,19 @@ def table_markdown(labelled: list[tuple[str, dict]], title: str, command: str | 
 
 
 def run_table(
-    setting: Path, editors: list[EditorSpec], out: Path, title: str, command: str | None, extra: list[str]
+    setting: Path,
+    editors: list[EditorSpec],
+    out: Path,
+    title: str,
+    command: str | None,
+    extra: list[str],
+    run_cli: RunCli,
 ) -> Path:
-    """Test every editor on the setting's data and write ``OUT.md``, ``OUT.json`` and ``OUT_tb/``."""
-    from mendlight.cli import run_cli
+    """Test every editor on the setting's data and write ``OUT.md``, ``OUT.json`` and ``OUT_tb/``.
 
+    ``run_cli`` runs one ``mendlight test`` command line and returns its LightningCLI
+    (:func:`mendlight.cli.run_cli`, handed in by the ``mendlight`` entry point).
+    """
     labelled: list[tuple[str, dict]] = []
     runs: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,8 +217,14 @@ def run_table(
     return out.with_suffix(".md")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``mendlight table`` (see the module doc); returns the exit status."""
+def main(argv: list[str] | None, run_cli: RunCli) -> int:
+    """``mendlight table`` (see the module doc); returns the exit status.
+
+    Args:
+        argv: the arguments after ``table`` (None: ``sys.argv[1:]``).
+        run_cli: runs one ``mendlight`` command line (:func:`mendlight.cli.run_cli`).
+
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
     if "--" in argv:
@@ -229,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         editors = [parse_editor(e) for e in args.editor]
         if not args.config.is_file():
             raise TableError(f"setting config {args.config} does not exist")
-        run_table(args.config, editors, args.out, args.title, args.command, extra)
+        run_table(args.config, editors, args.out, args.title, args.command, extra, run_cli)
     except Exception as exc:
         cause = user_error_behind(exc)
         if cause is None:

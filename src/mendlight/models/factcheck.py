@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
+from mendlight.cache_dirs import cache_root
 from mendlight.data.builders.claims import build_claims, claims_hash, records_to_pairs
 from mendlight.data.records import read_records
 
@@ -268,8 +269,6 @@ def build_factcheck_classifier(
     base = Path(base_dir) if base_dir is not None else None
     digest = factcheck_hash(config, claims_seed=claims_seed, base_dir=base)
     if out_dir is None:
-        from mendlight.models.loading import cache_root  # lazy: loading may register this module's builder
-
         target = cache_root() / "models" / f"{NAME}-{digest}"
     else:
         target = Path(out_dir)

@@ -46,6 +46,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from mendlight.cache_dirs import cache_root
 from mendlight.errors import ConfigError, ModelLoadError
 from mendlight.models.arch import is_classifier_config, model_kind
 from mendlight.models.hub import hub_model_problem
@@ -84,20 +85,6 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
 }
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-class UnknownModelError(ModelLoadError, ValueError):
-    """A reference names no model mendlight knows (``tiny-random-<name>`` with an unknown name)."""
-
-
-def cache_root() -> Path:
-    """Directory for mendlight's caches: ``$MENDLIGHT_CACHE`` or the user cache dir (~/.cache/mendlight)."""
-    env = os.environ.get("MENDLIGHT_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("mendlight", appauthor=False))
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

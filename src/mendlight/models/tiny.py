@@ -23,6 +23,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from mendlight.errors import UnknownModelError
+
 TINY_PREFIX = "tiny-random-"
 _SPECIALS = ["<pad>", "<bos>", "<eos>"]
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
@@ -173,14 +175,12 @@ def tiny_model_type(ref: str) -> str:
     """The ``<name>`` part of a ``tiny-random-<name>`` reference, checked against :data:`TINY_MODELS`.
 
     Raises:
-        UnknownModelError: (a :class:`~mendlight.models.loading.ModelLoadError` and a ``ValueError``) if
+        UnknownModelError: (a :class:`~mendlight.errors.ModelLoadError` and a ``ValueError``) if
             ``<name>`` is not a tiny model; the message lists the valid references.
 
     """
     name = ref[len(TINY_PREFIX) :]
     if name not in TINY_MODELS:
-        from mendlight.models.loading import UnknownModelError  # loading imports this module
-
         raise UnknownModelError(
             f"unknown base model {ref!r}: no such tiny model; choose one of: "
             + ", ".join(TINY_PREFIX + k for k in sorted(TINY_MODELS))

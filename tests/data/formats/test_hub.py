@@ -6,15 +6,13 @@ import pytest
 from mendlight.data.formats import HubUnavailableError, load
 from mendlight.data.formats.hub import (
     HUB_DATASETS,
-    hub_corpus,
-    hub_nq,
     hub_offline,
     hub_record_format,
     load_hub_rows,
     parse_hub_ref,
 )
-from mendlight.data.formats.nq import read_nq
-from mendlight.data.formats.wikitext import read_corpus
+from mendlight.data.formats.nq import hub_nq, read_nq
+from mendlight.data.formats.wikitext import hub_corpus, read_corpus
 from mendlight.data.records import LocalityItem
 
 WORDS = " ".join(f"w{i}" for i in range(60))

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mendlight.cache_dirs import cache_root
 from mendlight.data.records import EditRecord, write_records
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -49,8 +50,6 @@ def build_dir(kind: str, digest: str, out_dir: Path | str | None = None) -> Path
     """``out_dir`` if given, else the cache directory ``cache_root()/"data"/"<kind>-<digest>"``."""
     if out_dir is not None:
         return Path(out_dir)
-    from mendlight.models.loading import cache_root  # imports torch: only when the cache is needed
-
     return cache_root() / "data" / f"{kind}-{digest}"
 
 

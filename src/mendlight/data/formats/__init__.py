@@ -35,18 +35,18 @@ from collections.abc import Callable
 from typing import Any
 
 from mendlight.data.formats.common import Conversion, FormatError
-from mendlight.data.formats.counterfact import convert_counterfact
-from mendlight.data.formats.fever import convert_fever_kilt
+from mendlight.data.formats.counterfact import convert_counterfact, counterfact_rows
+from mendlight.data.formats.fever import convert_fever_kilt, fever_kilt_rows
 from mendlight.data.formats.hub import (
     HUB_PREFIX,
     HubUnavailableError,
-    hub_conversion,
     hub_record_format,
+    load_hub_rows,
     parse_hub_ref,
 )
 from mendlight.data.formats.nq import read_nq
 from mendlight.data.formats.wikitext import convert_wikitext_10token, read_corpus
-from mendlight.data.formats.zsre import convert_zsre_kilt, convert_zsre_mend
+from mendlight.data.formats.zsre import convert_zsre_kilt, convert_zsre_mend, zsre_kilt_rows
 from mendlight.data.records import EditRecord
 
 #: Format name → converter ``(path, **options) -> Conversion``.
@@ -56,6 +56,13 @@ FORMATS: dict[str, Callable[..., Conversion]] = {
     "fever-kilt": convert_fever_kilt,
     "wikitext-10token": convert_wikitext_10token,
     "counterfact": convert_counterfact,
+}
+#: Format name → row converter ``(rows, source label, **options) -> Conversion``, for the formats a hub
+#: dataset of edit records can be in (``hub:<name>``; :data:`~mendlight.data.formats.hub.HUB_DATASETS`).
+HUB_ROW_CONVERTERS: dict[str, Callable[..., Conversion]] = {
+    "counterfact": counterfact_rows,
+    "zsre-kilt": zsre_kilt_rows,
+    "fever-kilt": fever_kilt_rows,
 }
 #: Locality sources, which give locality items or passages rather than edit records.
 LOCALITY_FORMATS: dict[str, Callable[..., Any]] = {"nq": read_nq, "corpus": read_corpus}
@@ -112,8 +119,8 @@ def load(format_name: str, source: str | os.PathLike[str], **options: Any) -> Co
             raise ValueError(
                 f"hub dataset {name!r} is in format {hub_record_format(name)!r}, not {format_name!r}"
             )
-        repo = options.pop("repo", None)
-        return hub_conversion(name, split, repo, **options)
+        rows, label = load_hub_rows(name, split, options.pop("repo", None))
+        return HUB_ROW_CONVERTERS[format_name](rows, label, **options)
     return FORMATS[format_name](source, **options)
 
 

@@ -3,7 +3,10 @@
 A hub source is written ``"hub:<name>[:<split>]"`` wherever a file is accepted (the ``source`` of
 :func:`mendlight.data.formats.load`, the ``nq`` option of ``zsre-kilt``, the ``corpus`` option of
 ``wikitext-10token``). :data:`HUB_DATASETS` says which hub dataset each name loads and which local file to
-pass instead. Hub rows go through the same row converters as local files.
+pass instead. Hub rows go through the same row converters as local files. This module only loads rows;
+the reader of each kind calls it (:func:`mendlight.data.formats.nq.hub_nq`,
+:func:`mendlight.data.formats.wikitext.hub_corpus`, and :func:`mendlight.data.formats.load` for edit
+records), so it imports no format module.
 
 Offline, nothing is attempted: with ``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` set, or when
 ``load_dataset`` fails (no connection, unknown or uncached dataset), a :class:`HubUnavailableError` names the
@@ -18,17 +21,9 @@ a hub dataset with that layout; ``counterfact`` defaults to ``azhx/counterfact``
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from mendlight.data.formats.common import Conversion, Row
-from mendlight.data.formats.counterfact import counterfact_rows
-from mendlight.data.formats.fever import fever_kilt_rows
-from mendlight.data.formats.nq import nq_hub_item
-from mendlight.data.formats.wikitext import MIN_WORDS, filter_passages
-from mendlight.data.formats.zsre import zsre_kilt_rows
-from mendlight.data.records import LocalityItem
+from mendlight.data.formats.common import Row
 
 HUB_PREFIX = "hub:"
 _TRUE = {"1", "true", "yes", "on"}
@@ -48,6 +43,7 @@ class HubSource:
         split: the default split.
         kind: ``"records"`` (edit records), ``"nq"`` (locality questions) or ``"corpus"`` (passages).
         local: the local file and format to pass instead, for error messages.
+        format: for ``"records"``, the local format whose row converter reads the hub rows.
 
     """
 
@@ -56,6 +52,7 @@ class HubSource:
     split: str
     kind: str
     local: str
+    format: str | None = None
 
 
 HUB_DATASETS: dict[str, HubSource] = {
@@ -65,6 +62,7 @@ HUB_DATASETS: dict[str, HubSource] = {
         "test",
         "records",
         "ROME's counterfact.json with format 'counterfact'",
+        "counterfact",
     ),
     "zsre": HubSource(
         None,
@@ -73,6 +71,7 @@ HUB_DATASETS: dict[str, HubSource] = {
         "records",
         "De Cao's structured_zeroshot-dev-new_annotated_final.jsonl with format 'zsre-kilt' "
         "(or zsre_mend_eval.json with format 'zsre-mend')",
+        "zsre-kilt",
     ),
     "fever": HubSource(
         None,
@@ -80,6 +79,7 @@ HUB_DATASETS: dict[str, HubSource] = {
         "validation",
         "records",
         "De Cao's fever-dev-kilt.jsonl with format 'fever-kilt'",
+        "fever-kilt",
     ),
     "natural_questions": HubSource(
         "natural_questions",
@@ -106,12 +106,6 @@ HUB_DATASETS: dict[str, HubSource] = {
         "wiki.valid.raw) as "
         "the corpus option of format 'wikitext-10token' (--corpus FILE)",
     ),
-}
-
-_RECORD_CONVERTERS: dict[str, tuple[str, Callable[..., Conversion]]] = {
-    "counterfact": ("counterfact", counterfact_rows),
-    "zsre": ("zsre-kilt", zsre_kilt_rows),
-    "fever": ("fever-kilt", fever_kilt_rows),
 }
 
 
@@ -195,49 +189,6 @@ def load_hub_rows(name: str, split: str | None = None, repo: str | None = None) 
     return [(f"{HUB_PREFIX}{name}[{split}]:{i}", dict(row)) for i, row in enumerate(data)], label
 
 
-def hub_conversion(
-    name: str, split: str | None = None, repo: str | None = None, **options: Any
-) -> Conversion:
-    """Convert a hub dataset of edit records (``counterfact``, ``zsre``, ``fever``) with its row converter.
-
-    Args:
-        name: the dataset name.
-        split: the split (default: the entry's).
-        repo: a hub dataset path to load instead (required for ``zsre`` and ``fever``).
-        **options: options of the format's converter (e.g. ``seed``, ``n_loc``).
-
-    Returns:
-        The conversion.
-
-    """
-    hub_source(name, "records")
-    rows, label = load_hub_rows(name, split, repo)
-    _, convert_rows = _RECORD_CONVERTERS[name]
-    return convert_rows(rows, label, **options)
-
-
 def hub_record_format(name: str) -> str:
     """The local format name whose converter reads the rows of hub dataset ``name``."""
-    hub_source(name, "records")
-    return _RECORD_CONVERTERS[name][0]
-
-
-def hub_nq(ref: str, prefix: bool = False) -> list[LocalityItem]:
-    """Natural Questions locality items from the hub (``"hub:natural_questions[:split]"`` or ``nq_open``).
-
-    Questions are processed as MEND's NQ generator does (:func:`~mendlight.data.formats.nq.nq_hub_item`);
-    questions without a short answer are left out.
-    """
-    name, split = parse_hub_ref(ref)
-    hub_source(name, "nq")
-    rows, _ = load_hub_rows(name, split)
-    items = [nq_hub_item(row, where, prefix) for where, row in rows]
-    return [item for item in items if item is not None]
-
-
-def hub_corpus(ref: str, min_words: int = MIN_WORDS, ascii_only: bool = True) -> list[str]:
-    """Locality passages from a hub text dataset (``"hub:wikitext[:split]"``), filtered as MEND does."""
-    name, split = parse_hub_ref(ref)
-    hub_source(name, "corpus")
-    rows, _ = load_hub_rows(name, split)
-    return filter_passages((str(row.get("text", "")) for _, row in rows), min_words, ascii_only)
+    return str(hub_source(name, "records").format)

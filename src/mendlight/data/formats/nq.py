@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mendlight.data.formats.common import FormatError, read_json
+from mendlight.data.formats.hub import hub_source, load_hub_rows, parse_hub_ref
 from mendlight.data.formats.locality import attach_locality
 from mendlight.data.records import EditRecord, LocalityItem
 
@@ -36,7 +37,7 @@ def read_nq(path: str | os.PathLike[str]) -> list[LocalityItem]:
 
     Args:
         path: the JSON file, or ``"hub:natural_questions[:split]"`` to process the hub dataset instead
-            (:func:`mendlight.data.formats.hub.hub_nq`).
+            (:func:`hub_nq`).
 
     Returns:
         One item per question.
@@ -48,8 +49,6 @@ def read_nq(path: str | os.PathLike[str]) -> list[LocalityItem]:
 
     """
     if isinstance(path, str) and path.startswith("hub:"):
-        from mendlight.data.formats.hub import hub_nq
-
         return hub_nq(path)
     data = read_json(path, NQ_LAYOUT)
     if not isinstance(data, dict):
@@ -126,3 +125,16 @@ def attach_nq(
 
     """
     return attach_locality(records, nq, n, seed)
+
+
+def hub_nq(ref: str, prefix: bool = False) -> list[LocalityItem]:
+    """Natural Questions locality items from the hub (``"hub:natural_questions[:split]"`` or ``nq_open``).
+
+    Questions are processed as MEND's NQ generator does (:func:`nq_hub_item`);
+    questions without a short answer are left out.
+    """
+    name, split = parse_hub_ref(ref)
+    hub_source(name, "nq")
+    rows, _ = load_hub_rows(name, split)
+    items = [nq_hub_item(row, where, prefix) for where, row in rows]
+    return [item for item in items if item is not None]

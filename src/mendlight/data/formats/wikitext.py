@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mendlight.data.formats.common import Conversion, FormatError, read_json, read_jsonl
+from mendlight.data.formats.hub import hub_source, load_hub_rows, parse_hub_ref
 from mendlight.data.formats.locality import attach_locality
 from mendlight.data.records import EditRecord, LocalityItem
 
@@ -56,6 +57,14 @@ def filter_passages(texts: Iterable[str], min_words: int = MIN_WORDS, ascii_only
         if len(text.split()) >= min_words and (text.isascii() or not ascii_only):
             kept.append(text)
     return kept
+
+
+def hub_corpus(ref: str, min_words: int = MIN_WORDS, ascii_only: bool = True) -> list[str]:
+    """Locality passages from a hub text dataset (``"hub:wikitext[:split]"``), filtered as MEND does."""
+    name, split = parse_hub_ref(ref)
+    hub_source(name, "corpus")
+    rows, _ = load_hub_rows(name, split)
+    return filter_passages((str(row.get("text", "")) for _, row in rows), min_words, ascii_only)
 
 
 def read_corpus(
@@ -78,8 +87,6 @@ def read_corpus(
 
     """
     if isinstance(path, str) and path.startswith("hub:"):
-        from mendlight.data.formats.hub import hub_corpus
-
         return hub_corpus(path, min_words=min_words, ascii_only=ascii_only)
     if Path(path).suffix == ".jsonl":
         texts = []
