@@ -95,8 +95,8 @@ def _score_locality(
 def _split(stack: RowStack, scores: RowScores, names: tuple[str, ...]) -> list[RowScores]:
     """Scores of stacked groups back per group, each at its own width.
 
-    Each is made contiguous: a sum over it then adds in the order it has over a tensor of the group's own
-    width (the numbers of an evaluation over full logits, to the last bit).
+    Each is made contiguous, so that a sum over it adds in the order it did over logits made at the group's
+    own width (a strided view of the wider stack sums in another order: other float32 roundings).
     """
     parts = [stack.split(t, *names) for t in (scores.labels, scores.pred, scores.logp)]
     return [RowScores(*(t.contiguous() for t in fields)) for fields in zip(*parts, strict=True)]
