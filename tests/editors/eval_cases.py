@@ -3,8 +3,8 @@
 Each case evaluates one batch (or a sequential chain, or a predict step) on a tiny random model and keeps
 everything the evaluation hands on: the per-record rows of ``results.json`` (sample outputs included) and the
 stage's metric values. The file was written by the code of commit 75248c0, whose evaluation built the full
-logits of every row group; ``test_eval_scores.py`` checks the chunked evaluation against it. Timings (edit
-latencies) are left out: they are never the same twice.
+logits of every row group (that of 033ac85 writes the same file); ``test_eval_scores.py`` checks the chunked
+evaluation against it. Timings (edit latencies) are left out: they are never the same twice.
 
 Regenerate (only on purpose, e.g. after a deliberate change of a number)::
 
