@@ -102,9 +102,17 @@ def kl_locality(pre_logits: torch.Tensor, post_logits: torch.Tensor, mask: torch
     keep = mask.bool()
     if not keep.any():
         return post_logits.sum() * 0.0
-    pre = F.log_softmax(pre_logits[keep].detach().float(), dim=-1)
-    post = F.log_softmax(post_logits[keep].float(), dim=-1)
-    return (pre.exp() * (pre - post)).sum(-1).mean()
+    return kl_terms(pre_logits[keep], post_logits[keep]).mean()
+
+
+def kl_terms(pre_logits: torch.Tensor, post_logits: torch.Tensor) -> torch.Tensor:
+    """``KL(p_pre ‖ p_post)`` of each row of packed logits ``[N, classes]``: ``[N]`` in float32.
+
+    The pre-edit distribution is treated as a constant target (the terms :func:`kl_locality` averages).
+    """
+    pre = F.log_softmax(pre_logits.detach().float(), dim=-1)
+    post = F.log_softmax(post_logits.float(), dim=-1)
+    return (pre.exp() * (pre - post)).sum(-1)
 
 
 def sequence_success(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -51,3 +51,9 @@ FACT = batch(
     [("The currency of Japan is the", "Yen")],
     [("The capital of France is", "Paris")],
 )
+
+
+def five_edits():
+    """Five one-word edits with prompts of one width: k = 5 simultaneous edits to cut into chunks."""
+    words = ["red", "tall", "cold", "new", "far"]
+    return rows([(f"Fact number {i} is about", word) for i, word in enumerate(words)])

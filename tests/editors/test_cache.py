@@ -6,7 +6,6 @@ from mendlight.data.records import write_records
 from mendlight.editors import Cache
 from mendlight.editors.cache import ANSWER_MARGIN, CacheEdit, input_mask
 from mendlight.editors.cache_epsilon import DistanceProfile, distance_profile, pick_epsilon
-from mendlight.losses import sequence_success
 from mendlight.metrics import token_nll
 
 TINY = "tiny-random-llama"
@@ -47,15 +46,18 @@ def test_within_epsilon_answers_the_stored_target_and_others_are_untouched(dm):
     batch = dm.make_batch([_record(0)], train=False)
     out = cache.evaluate_batch(batch)
     assert isinstance(cache._last_deltas, CacheEdit) and len(cache._last_deltas) == 1
-    assert bool(sequence_success(out.post_edit, batch["edit"]["labels"]).all())  # distance 0: answered
-    assert float(token_nll(out.post_edit, batch["edit"]["labels"])[0]) < 1e-3 * ANSWER_MARGIN
-    torch.testing.assert_close(out.post_loc, out.pre_loc)  # far away: the unedited model's output
-    base_equiv = cache.logits([batch["equiv"]])[0]
-    torch.testing.assert_close(out.post_equiv, base_equiv)  # rephrases are not within 1e-3 either
+    assert bool(out.post_edit.correct().all())  # distance 0: answered
+    assert float(out.post_edit.nll()[0]) < 1e-3 * ANSWER_MARGIN
+    assert torch.equal(out.post_loc.pred, out.pre_loc.pred)  # far away: the unedited model's output
+    torch.testing.assert_close(out.post_loc.logp, out.pre_loc.logp)
+    base_equiv = cache.logits([batch["equiv"]])[0]  # rephrases are not within 1e-3 either
+    scored = out.post_equiv.scored
+    assert torch.equal(out.post_equiv.pred[scored], base_equiv.argmax(-1)[scored])
+    torch.testing.assert_close(out.post_equiv.nll()[0], token_nll(base_equiv, batch["equiv"]["labels"])[0])
     wide = Cache(base_model=TINY, epsilon=1e6)  # everything matches: locality answers the edit's target
     wide_out = wide.evaluate_batch(batch)
-    assert bool(sequence_success(wide_out.post_equiv, batch["equiv"]["labels"]).all())
-    loc_pred = wide_out.post_loc.argmax(-1)[batch["loc"]["labels"] != -100]
+    assert bool(wide_out.post_equiv.correct().all())
+    loc_pred = wide_out.post_loc.pred[batch["loc"]["labels"] != -100]
     target = batch["edit"]["labels"][batch["edit"]["labels"] != -100]
     assert loc_pred.tolist() == target[: len(loc_pred)].tolist()
     assert wide.greedy_outputs(batch["edit"], wide._last_deltas) == [" City0"]  # the target, as continued
@@ -80,7 +82,10 @@ def test_classifier_rows_answer_with_the_stored_label():
     cache = Cache(base_model="tiny-random-bert", epsilon=1e-3)
     batch = dm.make_batch([claim], train=False)
     out = cache.evaluate_batch(batch)
-    assert float(out.post_edit[0]) == -ANSWER_MARGIN
+    # the stored label, "false", from the logit -ANSWER_MARGIN: log σ(20) is 0 in float32 (any |logit| > 16.7)
+    assert out.post_edit.pred.tolist() == [[0]] and float(out.post_edit.logp[0, 0]) == 0.0
+    unedited = cache.logits([batch["edit"]])[0]
+    assert abs(float(unedited[0])) < 1  # the base model's own logit is far from certain
 
 
 def test_epsilon_is_picked_on_validation_distances(tmp_path):

@@ -106,7 +106,8 @@ def test_training_step_and_edit_on_every_layout(name):
     assert torch.isfinite(loss) and enn.inner_lr.grad.abs().sum() > 0
     enn.eval()
     out = enn.evaluate_batch(dm.make_batch(_records(EXPECTED[name][0], 1), train=False))
-    assert torch.isfinite(out.post_edit).all() and out.latency_s > 0
+    assert torch.isfinite(out.post_edit.logp).all() and float(out.post_edit.nll()[0]) > 0
+    assert out.latency_s > 0
 
 
 def test_batched_edit_is_the_sum_of_the_separate_edits():
@@ -128,3 +129,43 @@ def test_batched_edit_is_the_sum_of_the_separate_edits():
     for name in enn.edit_names:
         torch.testing.assert_close(together[name], sum(d[name] for d in alone), atol=1e-6, rtol=1e-4)
         assert float(together[name].detach().abs().max()) > 0
+
+
+def test_lm_chunk_sums_the_gradients_of_chunks_outside_training():
+    from mendlight.errors import ConfigError
+    from tests.editors.helpers import five_edits
+
+    enn = make(edit_lr=0.5, n_edit_steps=2)
+    edits = five_edits()
+    passes = []
+    forward = enn.forward_params
+    enn.forward_params = lambda r, p, h=None: passes.append(len(r["labels"])) or forward(r, p, h)
+    enn.eval()
+    enn.hparams.lm_chunk = None
+    whole = enn.edit(edits)
+    assert passes == [5, 5]
+    for chunk, per_step in ((1, [1] * 5), (2, [2, 2, 1])):
+        passes.clear()
+        enn.hparams.lm_chunk = chunk
+        chunked = enn.edit(edits)
+        assert passes == per_step * 2
+        for name in enn.edit_names:
+            torch.testing.assert_close(chunked[name], whole[name], atol=1e-6, rtol=1e-4)
+        changed = [float((whole[n] - enn.pre_edit_deltas()[n]).abs().max()) for n in enn.edit_names]
+        assert min(changed) > 0
+    enn.train()  # a training edit is differentiated through: one pass
+    passes.clear()
+    enn.edit(edits)
+    assert passes == [5, 5]
+    with pytest.raises(ConfigError, match="ENN: lm_chunk must be at least 1, got 0"):
+        make(lm_chunk=0)
+
+
+def test_a_bfloat16_base_is_edited_under_no_grad_as_evaluation_runs_it():
+    enn = make(dtype="bfloat16", edit_lr=0.5)
+    enn.eval()
+    with torch.no_grad():  # Lightning's validation and test loops; evaluate_batch's edit
+        deltas = enn.edit(FACT["edit"])
+    pre = enn.pre_edit_deltas()
+    moved = [float((deltas[n].float() - pre[n].float()).abs().max()) for n in enn.edit_names]
+    assert all(torch.isfinite(d).all() for d in deltas.values()) and min(moved) > 0

@@ -52,8 +52,10 @@ def test_edit_k_records_at_once(layout, editor_name, k, tmp_path):
             editor.evaluate_batch(batch)
         return
     out = editor.evaluate_batch(batch)
-    assert out.post_edit.shape[0] == k and torch.isfinite(out.post_edit).all()
-    assert out.post_equiv.shape[0] == batch["equiv"]["input_ids"].shape[0]
+    assert out.post_edit.pred.shape[0] == k and torch.isfinite(out.post_edit.logp).all()
+    nll, n_tokens = out.post_edit.nll()
+    assert float(nll) >= 0 and int(n_tokens) >= k  # a target token per edit at least
+    assert out.post_equiv.pred.shape[0] == batch["equiv"]["input_ids"].shape[0]
     assert state_fingerprint(editor.base) == before
     if editor_name == "Cache":
         assert len(editor._last_deltas) == k

@@ -11,7 +11,8 @@ import torch
 from mendlight.data import EditDataModule, EditRecord, LocalityItem
 from mendlight.data.batch import model_inputs
 from mendlight.editors import FT, MEND
-from mendlight.losses import masked_nll, sequence_success
+from mendlight.losses import binary_as_tokens, masked_nll
+from mendlight.metrics import token_nll
 from mendlight.models.arch import is_conv1d, model_kind, resolve_edit_params
 from mendlight.models.factors import FactorCapture
 from mendlight.models.functional import model_logits, state_fingerprint
@@ -137,14 +138,15 @@ def test_one_mend_training_step_and_one_edit(name):
     batch = dm.make_batch(_records(kind, 1), train=False)
     out = mend.evaluate_batch(batch)
     rows = batch["edit"]
-    width = () if kind == "classifier" else (rows["labels"].shape[1], mend.vocab_size)
-    assert out.post_edit.shape == (1, *width)
-    assert out.post_loc.shape[0] == batch["loc"]["input_ids"].shape[0]
+    width = 1 if kind == "classifier" else rows["labels"].shape[1]
+    assert out.post_edit.pred.shape == out.post_edit.logp.shape == (1, width)
+    assert out.post_loc.pred.shape[0] == batch["loc"]["input_ids"].shape[0]
     deltas = mend._last_deltas
     assert set(deltas) == set(mend.edit_names)
     for n, d in deltas.items():
         assert d.shape == mend.base.get_parameter(n).shape and d.abs().sum() > 0, n
-    assert not torch.equal(out.post_edit, mend.logits([rows])[0])  # the edit changed the outputs
+    unedited = token_nll(*binary_as_tokens(mend.logits([rows])[0], rows["labels"]))[0]
+    assert float(out.post_edit.nll()[0]) != float(unedited)  # the edit changed the outputs
     assert len(mend.greedy_outputs(rows, deltas)) == 1
     assert state_fingerprint(mend.base) == before
 
@@ -156,7 +158,7 @@ def test_ft_reaches_the_target(name):
     ft.eval()
     batch = EditDataModule(tokenizer=ref, n_loc=1).make_batch(_records(EXPECTED[name][0], 1), train=False)
     out = ft.evaluate_batch(batch)
-    assert bool(sequence_success(out.post_edit, batch["edit"]["labels"]).all())
+    assert bool(out.post_edit.correct().all())
     assert 1 <= ft.last_steps < 100
 
 

@@ -31,14 +31,12 @@ def _check_edit(editor, dm, fact: EditRecord):
     batch = dm.make_batch([fact], train=False)
     before = state_fingerprint(editor.base, editor.edit_names)
     out = editor.evaluate_batch(batch)
-    assert bool(sequence_success(out.pre_true, batch["true"]["labels"]).all()), "SmolLM2 knows Paris"
+    assert bool(out.pre_true.correct().all()), "SmolLM2 knows Paris"
     pre_target = bool(sequence_success(editor.logits([batch["edit"]])[0], batch["edit"]["labels"]).all())
     assert not pre_target, "Rome is not the unedited answer"
-    assert bool(sequence_success(out.post_edit, batch["edit"]["labels"]).all()), "edit made Rome the argmax"
-    assert bool(sequence_success(out.pre_loc, batch["loc"]["labels"]).all()), (
-        f"SmolLM2 knows {locality.answer}"
-    )
-    assert bool(sequence_success(out.post_loc, batch["loc"]["labels"]).all()), f"{locality.answer} kept"
+    assert bool(out.post_edit.correct().all()), "edit made Rome the argmax"
+    assert bool(out.pre_loc.correct().all()), f"SmolLM2 knows {locality.answer}"
+    assert bool(out.post_loc.correct().all()), f"{locality.answer} kept"
     assert state_fingerprint(editor.base, editor.edit_names) == before
     return out
 

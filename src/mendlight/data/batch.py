@@ -127,6 +127,12 @@ def score_mask(rows: TokenRows) -> torch.Tensor:
     return rows.get("decoder_attention_mask", rows["attention_mask"])
 
 
+def token_labels(rows: TokenRows) -> torch.Tensor:
+    """Labels as ``[rows, positions]``: a classifier's ``[rows]`` labels become one position per row."""
+    labels = rows["labels"]
+    return labels if labels.ndim == 2 else labels.unsqueeze(1)
+
+
 def output_width(rows: TokenRows) -> int | None:
     """Width of the logits the rows produce (the label width), or None for classification rows."""
     return None if is_classification(rows) else int(rows["labels"].shape[1])

@@ -18,20 +18,29 @@ from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from mendlight.checkpoints import check_editor_state
-from mendlight.data.batch import CondRows, EditBatch, TokenRows, model_inputs, num_rows, score_mask
+from mendlight.data.batch import (
+    CondRows,
+    EditBatch,
+    TokenRows,
+    model_inputs,
+    num_rows,
+    score_mask,
+    token_labels,
+)
 from mendlight.editors.evaluation import (
     POSITION_FIELD,
-    EditLogits,
     StageMetrics,
     prompt_inputs,
     record_rows,
     update_metrics,
 )
 from mendlight.editors.reports_tb import write_hparams_summary
-from mendlight.editors.rows import RowStack
+from mendlight.editors.rows import RowStack, row_chunks
+from mendlight.editors.scores import EditScores
+from mendlight.editors.scoring import score_batch
 from mendlight.editors.sequential import SequentialChain
 from mendlight.errors import CheckpointError, ConfigError, TrainingStopped, check_at_least
-from mendlight.losses import binary_as_tokens, kl_locality, masked_nll, packed_step_losses
+from mendlight.losses import binary_as_tokens, packed_step_losses
 from mendlight.models.arch import arch_spec, resolve_edit_params
 from mendlight.models.functional import (
     ParamDeltas,
@@ -83,6 +92,10 @@ class Editor(pl.LightningModule):
         max_nonfinite_steps: stop training with an error after this many consecutive steps whose loss or
             gradients were not finite (each is skipped and counted in ``skipped_steps``); such a run is
             diverging, typically from a learning rate far too high.
+        eval_chunk: rows per language-model pass of an evaluation's scoring (the edit, rephrase, locality
+            and true rows of a batch, before and after the edit; :mod:`mendlight.editors.scoring`); None:
+            every row at once. The scores are the same either way; only the logits the metrics read are
+            computed, and the memory of the passes is set by this, not by the number of edits k.
         optimizer: optimizer factory for the editor's parameters (the base is never optimised).
 
     """
@@ -101,6 +114,7 @@ class Editor(pl.LightningModule):
         "n_samples",
         "sample_tokens",
         "max_nonfinite_steps",
+        "eval_chunk",
     )
 
     def __init__(
@@ -116,9 +130,12 @@ class Editor(pl.LightningModule):
         loc_kl: str = "input",
         independent_edits: bool = False,
         max_nonfinite_steps: int = 50,
+        eval_chunk: int | None = 32,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
         owner = type(self).__name__
+        if eval_chunk is not None:
+            check_at_least(owner, "eval_chunk", eval_chunk, 1)
         check_at_least(owner, "sequential (0: each edit from the unedited model)", sequential, 0)
         check_at_least(owner, "max_nonfinite_steps", max_nonfinite_steps, 1)
         check_at_least(owner, "n_samples", n_samples, 0)
@@ -221,11 +238,20 @@ class Editor(pl.LightningModule):
         pad = self.tokenizer.pad_token_id
         return 0 if pad is None else int(pad)
 
-    def bottom(self, rows: TokenRows) -> torch.Tensor | None:
-        """Hidden states entering the lowest edited block (no grad), or None if the base cannot be split."""
+    def bottom(self, rows: TokenRows, chunk: int | None = None) -> torch.Tensor | None:
+        """Hidden states entering the lowest edited block (no grad), or None if the base cannot be split.
+
+        Args:
+            rows: the rows.
+            chunk: rows per pass (the passes' activations are freed as they go); None: all at once.
+
+        """
         if self.splitter is None or not num_rows(rows):
             return None
-        return self.splitter.bottom(rows["input_ids"], rows["attention_mask"])
+        parts = [
+            self.splitter.bottom(p["input_ids"], p["attention_mask"]) for _, p, _ in row_chunks(rows, chunk)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def forward_params(
         self, rows: TokenRows, params: dict[str, torch.Tensor] | None, hidden: torch.Tensor | None = None
@@ -246,7 +272,7 @@ class Editor(pl.LightningModule):
     def kl_positions(self, loc: TokenRows) -> torch.Tensor:
         """The positions of locality rows the KL compares, ``[rows, positions]`` (see ``loc_kl``)."""
         if self.hparams.get("loc_kl", "input") == "answer":
-            return _token_labels(loc) != -100
+            return token_labels(loc) != -100
         return _kl_positions(loc)
 
     def scored_logits(self, rows: TokenRows, positions: torch.Tensor, forward) -> torch.Tensor:
@@ -260,7 +286,7 @@ class Editor(pl.LightningModule):
 
         Args:
             rows: the rows ``forward`` runs on.
-            positions: ``[rows, positions]`` boolean mask (see :func:`_token_labels`).
+            positions: ``[rows, positions]`` boolean mask (see :func:`~mendlight.data.batch.token_labels`).
             forward: computes the rows' logits (e.g. ``lambda: self.forward_rows(rows, deltas, hidden)``).
 
         """
@@ -272,6 +298,27 @@ class Editor(pl.LightningModule):
                 return forward()[0]
         logits = binary_as_tokens(forward())
         return logits[positions]
+
+    def eval_logits(
+        self,
+        rows: TokenRows,
+        positions: torch.Tensor,
+        deltas: ParamDeltas | None,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The logits of ``rows`` at ``θ + Δ`` at ``positions`` only, ``[N, classes]`` (the evaluation's).
+
+        :meth:`scored_logits` of :meth:`forward_rows`. An editor that overrides :meth:`forward_rows` may
+        rewrite whole logits (the cache answers a matched row at its scored positions): its logits are
+        computed whole, for the rows of one evaluation chunk at a time, and then read at ``positions``.
+        """
+
+        def forward() -> torch.Tensor:
+            return self.forward_rows(rows, deltas, hidden)
+
+        if type(self).forward_rows is not Editor.forward_rows:
+            return binary_as_tokens(forward())[positions]
+        return self.scored_logits(rows, positions, forward)
 
     def forward_rows(
         self, rows: TokenRows, deltas: ParamDeltas | None = None, hidden: torch.Tensor | None = None
@@ -303,7 +350,7 @@ class Editor(pl.LightningModule):
         edit_rows, edit_hidden = stack.select("edit")
         post_rows, post_hidden = stack.select("equiv", "loc")
         n_equiv = num_rows(equiv)
-        targets = _token_labels(post_rows)[:n_equiv] != -100
+        targets = token_labels(post_rows)[:n_equiv] != -100
         positions = torch.cat([targets, kl_at])
         if self.hparams.get("independent_edits") and num_rows(edit_rows) > 1:
             edits = self.edit_rowwise(edit_rows, hidden=edit_hidden, cond=batch.get("cond"))
@@ -318,7 +365,7 @@ class Editor(pl.LightningModule):
                 post_rows, positions, lambda: self.forward_rows(post_rows, deltas, post_hidden)
             )
         loss_edit, loss_loc, success = packed_step_losses(
-            post, pre_loc, targets, _token_labels(post_rows)[:n_equiv]
+            post, pre_loc, targets, token_labels(post_rows)[:n_equiv]
         )
         return self.finish_step(loss_edit, loss_loc, success.float().mean(), num_rows(batch["edit"]))
 
@@ -420,31 +467,22 @@ class Editor(pl.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def evaluate_batch(
         self, batch: EditBatch, deltas: ParamDeltas | None = None, latency: float | None = None
-    ) -> EditLogits:
-        """Pre-edit logits, the timed edit, and post-edit logits of one evaluation batch.
+    ) -> EditScores:
+        """The timed edit of one evaluation batch, and its rows' scores before and after it.
 
-        The edit is timed on its own (``edit()`` runs its full forward/backward); the other passes share one
-        bottom pass over all rows. Given ``deltas`` (sequential editing: the model after a chain of edits) and
-        their ``latency``, no edit is made and the batch is evaluated at ``θ + deltas``.
+        The edit is timed on its own (``edit()`` runs its full forward/backward; editors enable gradients
+        where they need them, and no graph to the editor's parameters is kept). The scoring passes then run
+        ``eval_chunk`` rows at a time and keep only what the metrics read (:mod:`mendlight.editors.scoring`).
+        Given ``deltas`` (sequential editing: the model after a chain of edits) and their ``latency``, no
+        edit is made and the batch is evaluated at ``θ + deltas``.
         """
-        groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
-        true = batch.get("true")
-        if true is not None:
-            groups["true"] = true
-        stack = RowStack(self, groups)
-        pre_names = ("loc", "true") if true is not None else ("loc",)
-        pre_rows, pre_hidden = stack.select(*pre_names)
-        with torch.no_grad():
-            pre = stack.split(self.forward_rows(pre_rows, self.pre_edit_deltas(), pre_hidden), *pre_names)
         if deltas is None:
             start = time.perf_counter()
-            deltas = detached(self.edit(batch["edit"], cond=batch.get("cond")))
+            with torch.no_grad():  # kept detached: no graph to the editor's parameters, chunk after chunk
+                deltas = detached(self.edit(batch["edit"], cond=batch.get("cond")))
             latency = time.perf_counter() - start
-        post_rows, post_hidden = stack.select("edit", "equiv", "loc")
-        with torch.no_grad():
-            post = stack.split(self.forward_rows(post_rows, deltas, post_hidden), "edit", "equiv", "loc")
         self._last_deltas = deltas
-        return EditLogits(pre[0], post[0], post[1], post[2], pre[1] if true is not None else None, latency)
+        return score_batch(self, batch, deltas, latency)
 
     def edit_from(self, rows: TokenRows, cond: CondRows | None, current: ParamDeltas | None) -> ParamDeltas:
         """One more edit of the model ``θ₀ + current``: the deltas of the model after it (sequential editing).
@@ -453,8 +491,9 @@ class Editor(pl.LightningModule):
         the edit sees the model the previous edits made; the result is ``current`` plus the new edit.
         """
         if not current:
-            return detached(self.edit(rows, cond=cond))
-        with materialised(self.base, current):
+            with torch.no_grad():
+                return detached(self.edit(rows, cond=cond))
+        with materialised(self.base, current), torch.no_grad():
             new = detached(self.edit(rows, cond=cond))
         return {n: current.get(n, 0) + new.get(n, 0) for n in {**current, **new}}
 
@@ -466,21 +505,12 @@ class Editor(pl.LightningModule):
             return
         self._finish_eval(batch, stage, self.evaluate_batch(batch))
 
-    def _finish_eval(self, batch: EditBatch, stage: str, out: EditLogits, extra: dict | None = None) -> None:
+    def _finish_eval(self, batch: EditBatch, stage: str, out: EditScores, extra: dict | None = None) -> None:
         """Metrics, logs, per-record rows and samples of one evaluated batch."""
-        equiv, edit = batch["equiv"], batch["edit"]
-        nll = (
-            masked_nll(out.post_equiv, equiv["labels"])
-            if num_rows(equiv)
-            else masked_nll(out.post_edit, edit["labels"])
-        )
-        loss = self.hparams.c_edit * nll + self.hparams.c_loc * kl_locality(
-            out.pre_loc, out.post_loc, self.kl_positions(batch["loc"])
-        )
-        k = num_rows(edit)
+        loss = out.loss(self.hparams.c_edit, self.hparams.c_loc)
         metrics = self.stage_metrics[f"{stage}_metrics"]
-        update_metrics(metrics, batch, out)
-        metrics.loss.update(loss.detach(), weight=k)
+        update_metrics(metrics, out)
+        metrics.loss.update(loss.detach(), weight=num_rows(batch["edit"]))
         rows = record_rows(batch, out)
         for row, position in zip(rows, _positions(batch, len(rows)), strict=True):
             row.update(extra or {})
@@ -661,12 +691,6 @@ class Editor(pl.LightningModule):
 
 #: Choices of the ``loc_kl`` option: the positions the locality KL compares.
 LOC_KL_CHOICES = ("input", "answer")
-
-
-def _token_labels(rows: TokenRows) -> torch.Tensor:
-    """Labels as ``[rows, positions]`` (a classifier's ``[rows]`` labels become one position per row)."""
-    labels = rows["labels"]
-    return labels if labels.ndim == 2 else labels.unsqueeze(1)
 
 
 def _kl_positions(rows: TokenRows) -> torch.Tensor:

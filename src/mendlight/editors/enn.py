@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, score_mask
 from mendlight.editors.base import Editor
+from mendlight.editors.rows import row_chunks
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll, kl_locality
 from mendlight.models.arch import arch_spec
@@ -67,6 +68,8 @@ class ENN(Editor):
         n_edit_steps: gradient steps per edit (paper: 1).
         first_order: do not differentiate through the inner step (first-order MAML).
         c_base: weight of the base-locality KL to the frozen original (paper: back-propagated unweighted).
+        lm_chunk: edit rows per forward/backward pass of an evaluation edit (k simultaneous edits are k rows);
+            None: all k at once. The gradient is the same; chunks bound the memory of a large batched edit.
         **kwargs: base-model, loss and optimizer options of :class:`~mendlight.editors.base.Editor`
             (the paper's ENN outer optimizer: Adam at 1e-5).
 
@@ -79,9 +82,12 @@ class ENN(Editor):
         n_edit_steps: int = 1,
         first_order: bool = False,
         c_base: float = 1.0,
+        lm_chunk: int | None = 32,
         **kwargs,
     ) -> None:
         check_at_least("ENN", "n_edit_steps", n_edit_steps, 1)
+        if lm_chunk is not None:
+            check_at_least("ENN", "lm_chunk", lm_chunk, 1)
         if not edit_lr > 0:
             raise ConfigError(
                 f"ENN: edit_lr (the initial inner learning rate) must be positive, got {edit_lr}"
@@ -126,23 +132,44 @@ class ENN(Editor):
     def edit(
         self, rows: TokenRows, hidden: torch.Tensor | None = None, cond: CondRows | None = None
     ) -> ParamDeltas:
-        """``n_edit_steps`` steps ``W ← W − η_ℓ ∇_W NLL`` on the edited weights of θ; returns ``θ' − θ₀``."""
+        """``n_edit_steps`` steps ``W ← W − η_ℓ ∇_W NLL`` on the edited weights of θ; returns ``θ' − θ₀``.
+
+        The NLL is the sum over the k edit rows of each row's mean (:func:`~mendlight.losses.edit_nll`), so
+        its gradient is the sum of the gradients of any split of the rows: outside training it is computed
+        ``lm_chunk`` rows at a time (training edits, differentiated through, run in one pass).
+        """
+        chunk = None if self.training else self.hparams.get("lm_chunk")
         if hidden is None:
-            hidden = self.bottom(rows)
-        params = self._theta()
+            hidden = self.bottom(rows, chunk)
         create_graph = self.training and not self.hparams.first_order
         # Second order needs a differentiable attention backward: PyTorch's fused CPU/flash SDPA kernels
         # have none, the math kernel has.
         kernels = sdpa_kernel(SDPBackend.MATH) if create_graph else contextlib.nullcontext()
         with torch.enable_grad(), kernels:
+            params = self._theta()  # with gradients even under no_grad (θ cast to a bfloat16 base's dtype)
             for _ in range(self.hparams.n_edit_steps):
-                loss = edit_nll(self.forward_params(rows, params, hidden), rows["labels"])
-                weights = [params[n] for n in self.edit_names]
-                grads = torch.autograd.grad(loss, weights, create_graph=create_graph)
+                grads = self._nll_gradients(rows, params, hidden, chunk, create_graph)
                 params = dict(params)
                 for i, (name, grad) in enumerate(zip(self.edit_names, grads, strict=True)):
                     params[name] = params[name] - self.inner_lr[i] * grad
         return self._as_deltas(params)
+
+    def _nll_gradients(
+        self,
+        rows: TokenRows,
+        params: dict[str, torch.Tensor],
+        hidden: torch.Tensor | None,
+        chunk: int | None,
+        create_graph: bool,
+    ) -> list[torch.Tensor]:
+        """The edit NLL's gradient w.r.t. each edited weight of ``params``: summed over chunks of rows."""
+        weights = [params[n] for n in self.edit_names]
+        total: list[torch.Tensor] = []
+        for _, part, part_hidden in row_chunks(rows, chunk, hidden):
+            loss = edit_nll(self.forward_params(part, params, part_hidden), part["labels"])
+            grads = torch.autograd.grad(loss, weights, create_graph=create_graph)
+            total = [a + b for a, b in zip(total, grads, strict=True)] if total else list(grads)
+        return total
 
     def edit_from(self, rows: TokenRows, cond: CondRows | None, current: ParamDeltas | None) -> ParamDeltas:
         """One more edit of ``θ₀ + current``: the gradient step starts from that model's weights."""

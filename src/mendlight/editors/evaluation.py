@@ -1,28 +1,25 @@
 """Evaluation of one edit batch: metric updates and per-record result rows (docs/design.md §5).
 
-The editor computes logits before and after its edit; this module turns them into the paper's numbers:
-edit success on the edit input, on rephrases and pooled (Eq. 1), accuracy and perplexity drawdown on the
-locality rows, EasyEdit's pre/post agreement, and the per-record rows written to ``results.json``.
+The editor scores the rows before and after its edit (:mod:`mendlight.editors.scoring`); this module turns
+the scores into the paper's numbers: edit success on the edit input, on rephrases and pooled (Eq. 1),
+accuracy and perplexity drawdown on the locality rows, EasyEdit's pre/post agreement, and the per-record
+rows written to ``results.json``.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 from torchmetrics import MeanMetric
 
 from mendlight.data.batch import EditBatch, TokenRows
-from mendlight.losses import binary_as_tokens
+from mendlight.editors.scores import EditScores
 from mendlight.metrics import (
     AccuracyDrawdown,
     EditSuccess,
     LocalityAgreement,
     PerplexityDrawdown,
     has_target,
-    sequence_correct,
-    token_nll,
 )
 
 
@@ -65,71 +62,22 @@ class StageMetrics(nn.Module):
         return values
 
 
-@dataclass
-class EditLogits:
-    """Logits of one evaluated batch: unedited on locality/true rows, edited on edit/equiv/locality rows."""
-
-    pre_loc: torch.Tensor
-    post_edit: torch.Tensor
-    post_equiv: torch.Tensor
-    post_loc: torch.Tensor
-    pre_true: torch.Tensor | None
-    latency_s: float
-
-
-def _pred(logits: torch.Tensor) -> torch.Tensor:
-    return logits.argmax(-1)
-
-
-def token_form(batch: EditBatch, out: EditLogits) -> tuple[EditBatch, EditLogits]:
-    """Binary-classification logits and labels in token form (one row = one 2-class token), else unchanged.
-
-    See :func:`mendlight.losses.binary_as_tokens`: every metric then has one code path for both layouts.
-    """
-    if out.post_edit.ndim != 1:
-        return batch, out
-    groups = {}
-    for name in ("edit", "equiv", "loc", "true"):
-        if name in batch:
-            rows = dict(batch[name])
-            rows["labels"] = rows["labels"].unsqueeze(1)  # [rows] -> [rows, 1]
-            groups[name] = rows
-    tokens = {
-        name: binary_as_tokens(getattr(out, name))
-        for name in ("pre_loc", "post_edit", "post_equiv", "post_loc")
-    }
-    if out.pre_true is not None:
-        tokens["pre_true"] = binary_as_tokens(out.pre_true)
-    return {**batch, **groups}, replace(out, **tokens)  # type: ignore[return-value]
-
-
-def update_metrics(metrics: StageMetrics, batch: EditBatch, out: EditLogits) -> None:
-    """Feed one batch into the stage's metrics."""
-    batch, out = token_form(batch, out)
-    edit, equiv, loc = batch["edit"], batch["equiv"], batch["loc"]
-    post_edit, post_equiv = _pred(out.post_edit), _pred(out.post_equiv)
-    metrics.es_edit.update(post_edit, edit["labels"])
-    metrics.es.update(post_edit, edit["labels"])
-    if equiv["labels"].shape[0]:
-        metrics.es_equiv.update(post_equiv, equiv["labels"])
-        metrics.es.update(post_equiv, equiv["labels"])
-    if loc["labels"].shape[0]:
-        pre_loc, post_loc = _pred(out.pre_loc), _pred(out.post_loc)
-        metrics.acc_drawdown.update(pre_loc, post_loc, loc["labels"])
-        metrics.locality.update(pre_loc, post_loc, loc["labels"])
-        pre_nll, n_tok = token_nll(out.pre_loc, loc["labels"])
-        post_nll, _ = token_nll(out.post_loc, loc["labels"])
+def update_metrics(metrics: StageMetrics, out: EditScores) -> None:
+    """Feed one batch's scores into the stage's metrics."""
+    edit, equiv = out.post_edit, out.post_equiv
+    metrics.es_edit.update(edit.pred, edit.labels)
+    metrics.es.update(edit.pred, edit.labels)
+    if equiv.labels.shape[0]:
+        metrics.es_equiv.update(equiv.pred, equiv.labels)
+        metrics.es.update(equiv.pred, equiv.labels)
+    pre, post = out.pre_loc, out.post_loc
+    if pre.labels.shape[0]:
+        metrics.acc_drawdown.update(pre.pred, post.pred, pre.labels)
+        metrics.locality.update(pre.pred, post.pred, pre.labels)
+        pre_nll, n_tok = pre.nll()
+        post_nll, _ = post.nll()
         metrics.ppl_drawdown.update(pre_nll, post_nll, n_tok)
     metrics.edit_latency_s.update(torch.tensor(out.latency_s))
-
-
-def _row_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[list[float], list[int]]:
-    sums, counts = [], []
-    for row_logits, row_labels in zip(logits, labels, strict=True):
-        s, n = token_nll(row_logits.unsqueeze(0), row_labels.unsqueeze(0))
-        sums.append(float(s))
-        counts.append(int(n))
-    return sums, counts
 
 
 def _by_edit(values: torch.Tensor, index: torch.Tensor, k: int) -> list[list[float]]:
@@ -144,26 +92,23 @@ def _by_edit(values: torch.Tensor, index: torch.Tensor, k: int) -> list[list[flo
 POSITION_FIELD = "_position"
 
 
-def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
+def record_rows(batch: EditBatch, out: EditScores) -> list[dict]:
     """Per-record result rows (the schema of :func:`mendlight.reporting.summarise`)."""
-    batch, out = token_form(batch, out)
     edit, equiv, loc, meta = batch["edit"], batch["equiv"], batch["loc"], batch["meta"]
     k = edit["input_ids"].shape[0]
-    es_edit = sequence_correct(_pred(out.post_edit), edit["labels"]).tolist()
+    es_edit = out.post_edit.correct().tolist()
     equiv_ok = _by_edit(
-        sequence_correct(_pred(out.post_equiv), equiv["labels"]).float(),
-        equiv.get("edit_index", torch.zeros(0, dtype=torch.long)),
-        k,
+        out.post_equiv.correct().float(), equiv.get("edit_index", torch.zeros(0, dtype=torch.long)), k
     )
     loc_index = loc.get("edit_index", torch.zeros(0, dtype=torch.long))
-    pre_loc, post_loc = _pred(out.pre_loc), _pred(out.post_loc)
-    scored = loc["labels"] != -100
-    agree = ((pre_loc == post_loc) & scored).sum(-1).float() / scored.sum(-1).clamp(min=1).float()
-    pre_nll, n_tok = _row_nll(out.pre_loc, loc["labels"])
-    post_nll, _ = _row_nll(out.post_loc, loc["labels"])
+    pre, post = out.pre_loc, out.post_loc
+    scored = pre.scored
+    agree = ((pre.pred == post.pred) & scored).sum(-1).float() / scored.sum(-1).clamp(min=1).float()
+    pre_nll, n_tok = pre.row_nll()
+    post_nll, _ = post.row_nll()
     loc_cols = {
-        "pre": _by_edit(sequence_correct(pre_loc, loc["labels"]).float(), loc_index, k),
-        "post": _by_edit(sequence_correct(post_loc, loc["labels"]).float(), loc_index, k),
+        "pre": _by_edit(pre.correct().float(), loc_index, k),
+        "post": _by_edit(post.correct().float(), loc_index, k),
         "agree": _by_edit(agree, loc_index, k),
         "pre_nll": _by_edit(torch.tensor(pre_nll), loc_index, k),
         "post_nll": _by_edit(torch.tensor(post_nll), loc_index, k),
@@ -171,8 +116,8 @@ def record_rows(batch: EditBatch, out: EditLogits) -> list[dict]:
     }
     known: list[bool | None] = [None] * k
     if out.pre_true is not None and "true" in batch:
-        ok = sequence_correct(_pred(out.pre_true), batch["true"]["labels"]).tolist()
-        present = has_target(batch["true"]["labels"]).tolist()
+        ok = out.pre_true.correct().tolist()
+        present = has_target(out.pre_true.labels).tolist()
         known = [bool(o) if p else None for o, p in zip(ok, present, strict=True)]
     rows = []
     for j in range(k):

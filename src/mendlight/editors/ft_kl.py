@@ -19,7 +19,7 @@ from mendlight.data.locality_pool import LocalityPool
 from mendlight.data.module import SPLITS
 from mendlight.editors.ft import FT
 from mendlight.errors import ConfigError, check_at_least
-from mendlight.losses import kl_locality, masked_nll
+from mendlight.losses import kl_locality
 from mendlight.models.functional import ParamDeltas
 
 
@@ -63,15 +63,16 @@ class FTKL(FT):
         self._rng = random.Random(zlib.crc32(rows["input_ids"].cpu().numpy().tobytes()))
         return super().edit(rows, hidden, cond)
 
-    def step_loss(
-        self, logits: torch.Tensor, rows: TokenRows, deltas: ParamDeltas, step: int
-    ) -> torch.Tensor:
-        """``KL(pre ‖ post)`` on freshly drawn locality rows plus ``c_edit_ft`` times the edit NLL."""
+    def nll_weight(self) -> float:
+        """``c_edit_ft``: the weight of the edit NLL beside the KL."""
+        return self.hparams.c_edit_ft
+
+    def step_penalty(self, deltas: ParamDeltas, step: int) -> torch.Tensor:
+        """``KL(pre ‖ post)`` on freshly drawn locality rows (added to ``c_edit_ft`` times the edit NLL)."""
         loc = self.pool.sample(self.hparams.loc_batch_size, self._rng)
         loc = {key: value.to(self.device) for key, value in loc.items()}  # the pool's rows are on the CPU
         hidden = self.bottom(loc)
         with torch.no_grad():
             pre = self.forward_rows(loc, None, hidden)
         post = self.forward_rows(loc, deltas, hidden)
-        kl = kl_locality(pre, post, score_mask(loc))
-        return kl + self.hparams.c_edit_ft * masked_nll(logits, rows["labels"])
+        return kl_locality(pre, post, score_mask(loc))

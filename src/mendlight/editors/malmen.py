@@ -28,10 +28,10 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from mendlight.data.batch import CondRows, EditBatch, TokenRows, num_rows
-from mendlight.editors.base import Editor, _token_labels
+from mendlight.data.batch import CondRows, EditBatch, TokenRows, num_rows, token_labels
+from mendlight.editors.base import Editor
 from mendlight.editors.mend import MEND
-from mendlight.editors.rows import RowStack, rows_of_edits
+from mendlight.editors.rows import RowStack, row_chunks, rows_of_edits
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import packed_step_losses
 from mendlight.models.arch import weight_io_shape
@@ -112,11 +112,8 @@ class MALMEN(MEND):
             ``{weight name: (K [n, key_size], D [n, value_size])}`` in float32, rows in edit-row order.
 
         """
-        n_rows, step = int(rows["input_ids"].shape[0]), int(self.hparams.lm_chunk)
         parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {n: ([], []) for n in self.edit_names}
-        for start in range(0, n_rows, step):
-            chunk: TokenRows = {k: v[start : start + step] for k, v in rows.items()}  # type: ignore[assignment]
-            h = hidden[start : start + step] if hidden is not None else None
+        for _, chunk, h in row_chunks(rows, int(self.hparams.lm_chunk), hidden):
             for name, (keys, grads) in self._chunk_factors(chunk, h).items():
                 parts[name][0].append(keys)
                 parts[name][1].append(grads)
@@ -218,7 +215,7 @@ class MALMEN(MEND):
         k = num_rows(edit_rows)
         deltas = self.edit(edit_rows, cond=batch.get("cond"))
         leaves = {name: delta.detach().requires_grad_(True) for name, delta in deltas.items()}
-        n_targets = max(int((_token_labels(equiv) != -100).sum()), 1)
+        n_targets = max(int((token_labels(equiv) != -100).sum()), 1)
         n_kl = max(int(self.kl_positions(loc).sum()), 1)
         losses = torch.zeros(2)  # the NLL and the KL, summed over the chunks
         successes = 0
@@ -251,7 +248,7 @@ class MALMEN(MEND):
         kl_at, pre_loc = self.pre_edit_locality(stack)
         post_rows, post_hidden = stack.select("equiv", "loc")
         n_equiv = num_rows(equiv)
-        labels = _token_labels(post_rows)[:n_equiv]
+        labels = token_labels(post_rows)[:n_equiv]
         targets = labels != -100
         post = self.scored_logits(
             post_rows, torch.cat([targets, kl_at]), lambda: self.forward_rows(post_rows, deltas, post_hidden)

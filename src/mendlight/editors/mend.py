@@ -14,6 +14,7 @@ from torch import nn
 
 from mendlight.data.batch import CondRows, TokenRows, num_rows
 from mendlight.editors.base import Editor
+from mendlight.editors.rows import row_chunks
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import edit_nll, packed_edit_nll
 from mendlight.models.arch import is_conv1d, weight_io_shape
@@ -178,9 +179,7 @@ class MEND(Editor):
         step, k = self.hparams.get("lm_chunk"), num_rows(rows)
         if step and k > step and not self.training:
             total: ParamDeltas = {}
-            for start in range(0, k, step):
-                part: TokenRows = {key: v[start : start + step] for key, v in rows.items()}  # type: ignore[assignment]
-                h = hidden[start : start + step] if hidden is not None else None
+            for _, part, h in row_chunks(rows, step, hidden):
                 for name, delta in self.edit(part, h).items():
                     total[name] = total[name] + delta if name in total else delta
             return total

@@ -9,11 +9,12 @@ each group's own width, so callers see exactly the shapes of their input groups.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
 
-from mendlight.data.batch import TokenRows, concat_rows, output_width
+from mendlight.data.batch import TokenRows, concat_rows, num_rows, output_width
 
 if TYPE_CHECKING:
     from mendlight.editors.base import Editor
@@ -75,3 +76,19 @@ def rows_of_edits(rows: TokenRows, start: int, end: int) -> TokenRows:
     owner = rows["edit_index"]
     keep = (owner >= start) & (owner < end)
     return {key: value[keep] for key, value in rows.items()}  # type: ignore[return-value]
+
+
+def row_chunks(
+    rows: TokenRows, size: int | None, hidden: torch.Tensor | None = None
+) -> Iterator[tuple[int, TokenRows, torch.Tensor | None]]:
+    """Consecutive slices of at most ``size`` rows (every row at once when ``size`` is None).
+
+    Yields:
+        ``(start, rows[start:start + size], hidden[start:start + size])`` (hidden None when not given).
+
+    """
+    n = num_rows(rows)
+    step = size or max(n, 1)
+    for start in range(0, n, step):
+        part: TokenRows = {key: value[start : start + step] for key, value in rows.items()}  # type: ignore[assignment]
+        yield start, part, hidden[start : start + step] if hidden is not None else None
