@@ -2,9 +2,10 @@
 
 Skipped where there is no CUDA device (CI and the 2-core machine have none); run on a GPU machine with
 ``python -m pytest tests/gpu``. Each editor is built twice from the same seed, once per device, and fed the
-same batch: edit scores (log-probabilities and predictions), training losses and editor gradients must agree within float32 round-off (TF32 is
-switched off so that the GPU's matrix products are plain float32). ``MENDLIGHT_TEST_DEVICE=cpu`` runs the same
-checks with the CPU in the GPU's place, which is how the tests themselves are checked without a GPU.
+same batch: the evaluation's scores (label log-probabilities; predictions up to near ties), training losses
+and editor gradients must agree within float32 round-off (TF32 is switched off so that the GPU's matrix
+products are plain float32). ``MENDLIGHT_TEST_DEVICE=cpu`` runs the same checks with the CPU in the GPU's
+place, which is how the tests themselves are checked without a GPU.
 """
 
 from __future__ import annotations
