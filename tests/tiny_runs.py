@@ -10,13 +10,16 @@ from mendlight.data.records import write_records
 from tests.models.test_architectures import _records
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny_debug.yaml"
+#: Where :func:`run_tiny`'s test run goes, relative to the runs it returns: inside the fit's run.
+TEST_RUN = Path("version_0") / "tests" / "version_0"
 
 
 def run_tiny(tmp_path: Path, fit_args: list[str] | None = None, test: bool = False, n: int = 8) -> Path:
     """Fit the tiny config on ``n`` completion records per split written under ``tmp_path``; return the runs.
 
     The fit is ``runs/tiny_debug/version_0`` under ``tmp_path``; with ``test`` its ``last.ckpt`` is tested
-    into ``version_1``. Returns ``tmp_path / "runs" / "tiny_debug"``.
+    into the fit's run, ``version_0/tests/version_0`` (:data:`TEST_RUN`). Returns
+    ``tmp_path / "runs" / "tiny_debug"``.
     """
     from mendlight.cli import main
 

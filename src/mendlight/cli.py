@@ -40,10 +40,21 @@ from mendlight.errors import TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.packaged_configs import resolve_config_args
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
-from mendlight.run_dirs import print_run_line, run_directory, run_line, runs_root, use_default_root_dir
+from mendlight.run_dirs import (
+    TESTS_DIR,
+    checkpoint_run,
+    is_default_save_dir,
+    print_run_line,
+    run_directory,
+    run_line,
+    runs_root,
+    use_default_root_dir,
+)
 from mendlight.trainer import MendTrainer
 
 DEFAULT_RUN_NAME = "mendlight"
+#: The subcommands that evaluate a checkpoint (their runs of a training run's checkpoint go inside it).
+EVALUATING_SUBCOMMANDS = ("test", "validate", "predict")
 
 
 class TBSaveConfigCallback(SaveConfigCallback):
@@ -176,15 +187,29 @@ class MendLightCLI(LightningCLI):
 
         A setting with a fragment (``-c configs/smollm2_qa.yaml -c configs/editor/mend_no_norm.yaml``)
         runs as ``smollm2_qa+mend_no_norm``, so ablations do not share one run directory. The runs root is
-        ``--trainer.default_root_dir`` when given.
+        ``--trainer.default_root_dir`` when given. A ``test``/``validate``/``predict`` of a checkpoint from
+        a training run goes inside that run, ``<run>/tests/version_K``
+        (:func:`mendlight.run_dirs.checkpoint_run`), unless a run name, runs root or ``default_root_dir`` is
+        given.
         """
         cfg = self.config[self.subcommand]
-        use_default_root_dir(cfg.get("trainer"))
-        logger = cfg.get("trainer", {}).get("logger")
-        if cfg.get("config") and logger and not isinstance(logger, bool):
-            init_args = logger.get("init_args") if hasattr(logger, "get") else None
-            if init_args is not None and init_args.get("name") in (None, DEFAULT_RUN_NAME, "lightning_logs"):
-                init_args["name"] = "+".join(Path(str(c)).stem for c in cfg.config)
+        trainer = cfg.get("trainer", {})
+        use_default_root_dir(trainer)
+        logger = trainer.get("logger")
+        if not logger or isinstance(logger, bool) or not hasattr(logger, "get"):
+            return
+        init_args = logger.get("init_args")
+        if init_args is None:
+            return
+        name, save_dir = init_args.get("name"), init_args.get("save_dir")
+        default_name = name in (None, DEFAULT_RUN_NAME, "lightning_logs")
+        run = None
+        if self.subcommand in EVALUATING_SUBCOMMANDS and not trainer.get("default_root_dir"):
+            run = checkpoint_run(cfg.get("ckpt_path"))
+        if run is not None and _run_is_where_the_logger_points(run, name, save_dir):
+            init_args["save_dir"], init_args["name"] = str(run), TESTS_DIR
+        elif default_name and cfg.get("config"):
+            init_args["name"] = "+".join(Path(str(c)).stem for c in cfg.config)
 
     def after_edit(self) -> None:
         """Save the resolved ``config.yaml`` beside ``edit.json`` in the edit's run directory."""
@@ -203,6 +228,18 @@ class MendLightCLI(LightningCLI):
                 f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
             )
             raise SystemExit(2)
+
+
+def _run_is_where_the_logger_points(run: Path, name: str | None, save_dir: str | None) -> bool:
+    """Whether a test of ``run``'s checkpoint may go inside ``run``: the logger names no other place.
+
+    True when the logger's run name and runs root are mendlight's defaults, or are the training run's own
+    (a test with the run's saved ``config.yaml``); False when the user chose another name or root.
+    """
+    default_name = name in (None, DEFAULT_RUN_NAME, "lightning_logs")
+    if not (default_name or name == run.parent.name):
+        return False
+    return is_default_save_dir(save_dir) or Path(str(save_dir)).expanduser().resolve() == run.parent.parent
 
 
 def _editor_class(class_path: str) -> type | None:

@@ -2,7 +2,10 @@
 
 A run lands in ``<root>/<name>/version_N/`` (:class:`~mendlight.loggers.RunLogger`): the root is
 ``--trainer.default_root_dir`` when given (:func:`use_default_root_dir`), else ``$MENDLIGHT_RUNS``, else
-``runs`` in the working directory (:func:`runs_root`). With the logger turned off
+``runs`` in the working directory (:func:`runs_root`). A ``test``, ``validate`` or ``predict`` of a
+checkpoint that lies in a training run (``<run>/checkpoints/*.ckpt``) goes inside that run instead, as
+``<run>/tests/version_K/`` (:func:`checkpoint_run`): its TensorBoard scalars, logged at the checkpoint's
+training step, sit beside the training curves they belong to. With the logger turned off
 (``--trainer.logger false``) Lightning writes checkpoints under ``default_root_dir`` itself, and with
 ``--trainer.fast_dev_run`` nothing is written at all (:func:`run_directory` is then None).
 """
@@ -21,12 +24,37 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 DEFAULT_RUNS_ROOT = "runs"
 #: The environment variable naming the runs root.
 RUNS_ENV = "MENDLIGHT_RUNS"
+#: The directory inside a training run that the evaluations of its checkpoints go into.
+TESTS_DIR = "tests"
+#: Files that mark a directory as a training run (its fit summary, or the config it saved).
+RUN_MARKERS = ("fit.json", "config.yaml")
 
 
 def runs_root() -> str:
     """The default runs root: ``$MENDLIGHT_RUNS`` if set (``~`` expanded), else ``runs``."""
     env = os.environ.get(RUNS_ENV)
     return str(Path(env).expanduser()) if env else DEFAULT_RUNS_ROOT
+
+
+def checkpoint_run(ckpt_path: str | os.PathLike[str] | None) -> Path | None:
+    """The training run a local checkpoint belongs to, or None.
+
+    A checkpoint belongs to a run when it is ``<run>/checkpoints/<file>`` and ``<run>`` holds the run's
+    ``fit.json`` or ``config.yaml`` (:data:`RUN_MARKERS`). Remote URLs, Lightning's special names (``best``,
+    ``last``...) and checkpoints kept anywhere else belong to no run.
+    """
+    if ckpt_path is None or "://" in str(ckpt_path):
+        return None
+    path = Path(ckpt_path).expanduser()
+    if path.parent.name != "checkpoints" or not path.is_file():
+        return None
+    run = path.parent.parent
+    return run.resolve() if any((run / marker).is_file() for marker in RUN_MARKERS) else None
+
+
+def is_default_save_dir(save_dir: str | None) -> bool:
+    """Whether a logger's ``save_dir`` is mendlight's default runs root (not one the user chose)."""
+    return save_dir in (None, DEFAULT_RUNS_ROOT, runs_root())
 
 
 def use_default_root_dir(trainer_config: Any) -> None:
@@ -42,7 +70,7 @@ def use_default_root_dir(trainer_config: Any) -> None:
     if root is None or not logger or isinstance(logger, bool) or not hasattr(logger, "get"):
         return
     init_args = logger.get("init_args")
-    if init_args is not None and init_args.get("save_dir") in (None, DEFAULT_RUNS_ROOT, runs_root()):
+    if init_args is not None and is_default_save_dir(init_args.get("save_dir")):
         init_args["save_dir"] = str(root)
 
 

@@ -104,6 +104,26 @@ def _only_new_version(root: Path, before: set[str], name: str = "tiny_debug") ->
     return root / "runs" / name / only
 
 
+def _tests_of(fit_run: FitRun) -> set[str]:
+    return {p.name for p in (fit_run.version / "tests").glob("version_*")}
+
+
+def _before(fit_run: FitRun) -> tuple[set[str], set[str]]:
+    """The shared run's test runs and the training runs beside it, before a command."""
+    return _tests_of(fit_run), _versions(fit_run.root)
+
+
+def _only_new_test(fit_run: FitRun, before: tuple[set[str], set[str]]) -> Path:
+    """The single test run a command made of the shared run's checkpoint: inside it, ``tests/version_K``."""
+    tests, versions = before
+    new = _tests_of(fit_run) - tests
+    assert len(new) == 1, f"expected one new test run, got {sorted(new)}"
+    (only,) = new
+    assert only == f"version_{max((int(v.split('_')[1]) for v in tests), default=-1) + 1}"
+    assert _versions(fit_run.root) == versions, "the test made a run beside the training run"
+    return fit_run.version / "tests" / only
+
+
 def _load_ckpt(path: Path) -> dict:
     # weights_only=True is what ``mendlight edit`` uses: the checkpoint must load without pickled objects.
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -272,10 +292,10 @@ def test_tensorboard_events_hold_real_data(fit_run):
 # ---------------------------------------------------------------------------------------------- test
 def test_test_writes_results(fit_run, monkeypatch, capsys, no_argv):
     monkeypatch.chdir(fit_run.root)
-    before = _versions(fit_run.root)
+    before = _before(fit_run)
     main(["test", "-c", str(fit_run.config), "--ckpt_path", str(fit_run.last)])
     out = capsys.readouterr().out
-    run = _only_new_version(fit_run.root, before)
+    run = _only_new_test(fit_run, before)
     assert (run / "results.md").is_file()
     results = json.loads((run / "results.json").read_text())
 
@@ -316,12 +336,12 @@ def test_test_keeps_the_protocol_given_with_a_checkpoint(fit_run, monkeypatch, n
     # Lightning rebuilds the editor from the checkpoint's hyperparameters; the evaluation protocol
     # (sequential chains) is the test run's own choice; what was trained (rank) comes from the checkpoint.
     monkeypatch.chdir(fit_run.root)
-    before = _versions(fit_run.root)
+    before = _before(fit_run)
     main(
         ["test", "-c", str(fit_run.config), "--ckpt_path", str(fit_run.last)]
         + ["--model.init_args.sequential", "3", "--model.init_args.rank", "4"]
     )
-    results = json.loads((_only_new_version(fit_run.root, before) / "results.json").read_text())
+    results = json.loads((_only_new_test(fit_run, before) / "results.json").read_text())
     assert results["protocol"]["sequential"] == 3
     assert results["hparams"]["sequential"] == 3
     assert results["hparams"]["rank"] == 8
@@ -334,9 +354,9 @@ def test_test_keeps_the_protocol_given_with_a_checkpoint(fit_run, monkeypatch, n
 
 def test_predict_writes_per_record_predictions(fit_run, monkeypatch, capsys, no_argv):
     monkeypatch.chdir(fit_run.root)
-    before = _versions(fit_run.root)
+    before = _before(fit_run)
     main(["predict", "-c", str(fit_run.config), "--ckpt_path", str(fit_run.last)])
-    run = _only_new_version(fit_run.root, before)
+    run = _only_new_test(fit_run, before)
     rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 8  # tiny_debug keeps 8 test records; predict has no limit_predict_batches
     assert all(isinstance(r["post_output"], str) and r["es_edit"] in (0, 1) for r in rows)

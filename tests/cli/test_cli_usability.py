@@ -217,10 +217,19 @@ def test_every_command_ends_with_its_run_directory(run_mendlight, tmp_path):
     code, out, _ = run_mendlight(fit)
     assert code == 0 and _last_line(out) == "run: runs/tiny_debug/version_0"
     ckpt = "runs/tiny_debug/version_0/checkpoints/last.ckpt"
-    for n, command in enumerate(["validate", "test"], start=1):
+    # the evaluations of a training run's checkpoint go inside that run
+    for n, command in enumerate(["validate", "test"]):
         code, out, _ = run_mendlight([command, "-c", str(TINY), "--ckpt_path", ckpt])
-        assert code == 0 and _last_line(out) == f"run: runs/tiny_debug/version_{n}", command
-    assert Path("runs/tiny_debug/version_2/results.json").is_file()
+        assert code == 0 and _last_line(out) == f"run: runs/tiny_debug/version_0/tests/version_{n}", command
+    assert Path("runs/tiny_debug/version_0/tests/version_1/results.json").is_file()
+    # ... also with the run's own saved config (its logger names the run)
+    saved = ["test", "-c", "runs/tiny_debug/version_0/config.yaml", "--ckpt_path", ckpt]
+    code, out, _ = run_mendlight(saved)
+    assert code == 0 and _last_line(out) == "run: runs/tiny_debug/version_0/tests/version_2"
+    # ... unless the user names the run
+    code, out, _ = run_mendlight([*saved, "--trainer.logger.init_args.name", "mine"])
+    assert code == 0 and _last_line(out) == "run: runs/mine/version_0"
+    assert sorted(p.name for p in Path("runs/tiny_debug").iterdir()) == ["version_0"]
 
     ft = _ft_config(tmp_path / "tiny_ft.yaml")
     edit = [
@@ -272,3 +281,21 @@ def test_fast_dev_run_writes_nothing(run_mendlight, tmp_path):
     assert code == 0
     assert list(tmp_path.rglob("*")) == []  # no stray fit.json in the working directory, no run
     assert _last_line(out) == "run: none (--trainer.fast_dev_run writes no run directory)"
+
+
+def test_a_checkpoint_belongs_to_the_run_it_lies_in(tmp_path):
+    from mendlight.run_dirs import checkpoint_run
+
+    run = tmp_path / "runs" / "x" / "version_3"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.write_bytes(b"")
+    assert checkpoint_run(ckpt) is None  # no fit.json or config.yaml: not a run
+    (run / "fit.json").write_text("{}")
+    assert checkpoint_run(ckpt) == run.resolve()
+    assert checkpoint_run(str(run / "checkpoints" / "missing.ckpt")) is None
+    loose = tmp_path / "model.ckpt"
+    loose.write_bytes(b"")
+    assert checkpoint_run(loose) is None
+    assert checkpoint_run("https://example.org/runs/x/checkpoints/last.ckpt") is None
+    assert checkpoint_run("last") is None and checkpoint_run(None) is None

@@ -103,7 +103,7 @@ def test_bf16_mixed_fits_and_tests_with_a_float32_editor(tmp_path, monkeypatch, 
         ]
     )
     assert code == 0, err[-3000:]
-    results = json.loads((tmp_path / "runs" / "tiny_debug" / "version_1" / "results.json").read_text())
+    results = json.loads((version / "tests" / "version_0" / "results.json").read_text())
     assert results["subsets"]["all"]["n_records"] == 4 and "# Editing results: MEND" in out
 
 

@@ -14,7 +14,7 @@ from mendlight.editors.reports_figures import (
     log_test_dashboards,
     subset_scalars,
 )
-from tests.tiny_runs import run_tiny
+from tests.tiny_runs import TEST_RUN, run_tiny
 
 RESULTS = {
     "subsets": {
@@ -70,7 +70,7 @@ def test_a_checkpoint_test_sits_at_the_checkpoint_step_with_the_data_hyperparame
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     runs = run_tiny(tmp_path, test=True)
-    acc = _events(runs / "version_1")
+    acc = _events(runs / TEST_RUN)
     es = acc.Scalars("test/all/es")
     assert [e.step for e in es] == [6]  # the tiny config's max_steps: the step of last.ckpt
     assert "test/figures/es_by_subset" in acc.Tags()["images"]

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 from tests.editors.test_every_editor import EDITORS, _setup  # noqa: E402
 from tests.models.test_architectures import _records  # noqa: E402
-from tests.tiny_runs import run_tiny  # noqa: E402
+from tests.tiny_runs import TEST_RUN, run_tiny  # noqa: E402
 
 LAYOUTS = ["gpt2", "t5-v1_1", "bert"]
 
@@ -114,7 +114,7 @@ def _fit_and_test(tmp_path: Path, precision: str) -> dict:
     runs = run_tiny(tmp_path, fit_args, test=True, n=12)
     fit = json.loads((runs / "version_0" / "fit.json").read_text())
     assert fit["global_step"] == 6
-    return json.loads((runs / "version_1" / "results.json").read_text())
+    return json.loads((runs / TEST_RUN / "results.json").read_text())
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
