@@ -59,8 +59,9 @@ bench: install ## edit latency vs fwd+bwd and FT; training edits/s vs the floor;
 	$(BIN)/python experiments/bench_train.py --out experiments/bench_train_latest.md
 	$(BIN)/python experiments/bench_batched.py --out experiments/bench_batched_latest.md
 
-tb: install ## open TensorBoard on the runs directory
-	$(BIN)/tensorboard --logdir runs
+tb: install ## open TensorBoard on the runs and on the committed curves (Table 5, sequential editing)
+	$(BIN)/python experiments/curves.py --tb-from $$(grep -l '"series"' experiments/results/*.json)
+	$(BIN)/tensorboard --logdir_spec runs:runs,curves:experiments/results
 
 clean: ## remove build artefacts and caches (keeps runs/ and .venv)
 	rm -rf build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -6,6 +6,11 @@ success (ES, ES on rephrases) and the table's drawdown are collected per x.
 
     python experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " \
         --title "Batched editing" --out experiments/results/table5 experiments/results/table5_k*.json
+
+TensorBoard (``OUT_tb/``, not committed): the figure, the Markdown table, and every point as a scalar
+``<metric>/<editor>`` at step x (ES, ES on rephrases, drawdown, edit seconds), so the curves can be read and
+compared interactively. ``--tb-from OUT.json`` rewrites ``OUT_tb/`` from a committed curve alone (``make tb``
+does this for every curve in experiments/results before it starts TensorBoard).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from pathlib import Path
 
 from mendlight.reporting import format_number, markdown_table
@@ -124,17 +130,70 @@ def figure(xs, series, x_label: str, title: str, log_x: bool):
     return fig
 
 
+#: Scalars written per point: tag prefix -> how to read it from a summary.
+TB_SCALARS = {
+    "es": lambda s: s.get("es"),
+    "es_rephrase": lambda s: s.get("es_equiv"),
+    "drawdown": lambda s: s.get(s.get("drawdown_key", "acc_drawdown")),
+    "edit_seconds": lambda s: s.get("edit_latency_s"),
+}
+
+
+def write_tensorboard(log_dir: Path, xs, series, md: str, fig) -> None:
+    """The curve into TensorBoard: figure, table, and each point as ``<metric>/<editor>`` at step x."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(log_dir)) as writer:
+        writer.add_figure("curve", fig, 0)
+        writer.add_text("table", md, 0)
+        for editor, points in series.items():
+            for x in xs:
+                if x not in points:
+                    continue
+                for metric, read in TB_SCALARS.items():
+                    value = read(points[x])
+                    if value is not None:
+                        writer.add_scalar(f"{metric}/{editor}", float(value), int(x))
+
+
+def tb_from_curve(curve_json: Path) -> Path:
+    """Rewrite ``OUT_tb/`` of a committed curve from its ``OUT.json`` and ``OUT.md``; returns the dir."""
+    data = json.loads(curve_json.read_text())
+    xs = [float(x) for x in data["x"]]
+    series = {e: {float(x): s for x, s in points.items()} for e, points in data["series"].items()}
+    fig = figure(xs, series, data["x_label"], data["title"], data.get("log_x", False))
+    log_dir = curve_json.parent / f"{curve_json.stem}_tb"
+    if log_dir.exists():
+        shutil.rmtree(log_dir)
+    write_tensorboard(log_dir, xs, series, curve_json.with_suffix(".md").read_text(), fig)
+    return log_dir
+
+
 def main() -> None:
     """Write OUT.md, OUT.json, OUT.png and the figure into TensorBoard (OUT_tb/)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("tables", nargs="+", type=Path, help="OUT.json files of `mendlight table`")
-    parser.add_argument("--x-label", required=True)
-    parser.add_argument("--x-from-title", required=True, help="the text before the x value in each title")
-    parser.add_argument("--title", required=True)
+    parser.add_argument("tables", nargs="*", type=Path, help="OUT.json files of `mendlight table`")
+    parser.add_argument(
+        "--tb-from", type=Path, nargs="+", help="only rewrite OUT_tb/ of these curve OUT.json"
+    )
+    parser.add_argument("--x-label")
+    parser.add_argument("--x-from-title", help="the text before the x value in each title")
+    parser.add_argument("--title")
     parser.add_argument("--command", default=None)
-    parser.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    parser.add_argument("--out", type=Path, help="output path without suffix")
     parser.add_argument("--log-x", action="store_true")
     args = parser.parse_args()
+    if args.tb_from:
+        for curve in args.tb_from:
+            print(f"{curve} -> {tb_from_curve(curve)}")
+        return
+    missing = [
+        f"--{n.replace('_', '-')}"
+        for n in ("x_label", "x_from_title", "title", "out")
+        if not getattr(args, n)
+    ]
+    if missing or not args.tables:
+        parser.error(f"give the tables and {', '.join(missing) or 'them'} (or --tb-from CURVE.json)")
     xs, series = load_points(args.tables, args.x_from_title)
     provenance = sorted(
         {line for t in args.tables for line in json.loads(t.read_text()).get("provenance", [])}
@@ -147,6 +206,8 @@ def main() -> None:
             {
                 "title": args.title,
                 "command": args.command,
+                "x_label": args.x_label,
+                "log_x": args.log_x,
                 "x": xs,
                 "series": series,
                 "template_shares": batches,
@@ -157,11 +218,7 @@ def main() -> None:
     )
     fig = figure(xs, series, args.x_label, args.title, args.log_x)
     fig.savefig(args.out.with_suffix(".png"), dpi=120)
-    from torch.utils.tensorboard import SummaryWriter
-
-    with SummaryWriter(str(args.out.parent / f"{args.out.name}_tb")) as writer:
-        writer.add_figure("curve", fig, 0)
-        writer.add_text("table", md, 0)
+    write_tensorboard(args.out.parent / f"{args.out.name}_tb", xs, series, md, fig)
     print(md)
 
 

@@ -33,3 +33,35 @@ def test_curve_table_has_edit_time_and_template_share_per_k(tmp_path):
     assert "| 25 | 0.500 | 0.250 | 0.250 | 1.250 | 1.000 | 0.250 | 0.250 | 1.250 | 0.200 |" in md
     no_share = curves.curve_markdown(xs, series, "k", "T", None, [], {})
     assert "template share" not in no_share
+
+
+def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    assert acc.Tags()["images"] == ["curve"]
+    return {tag: [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_a_curve_goes_into_tensorboard_as_a_figure_and_one_scalar_per_point(tmp_path, monkeypatch):
+    tables = [_table(tmp_path / "a.json", 25, 0.5, 1.25, 0.2), _table(tmp_path / "b.json", 1, 0.75, 0.5, 1.0)]
+    out = tmp_path / "curve"
+    argv = ["curves.py", *map(str, tables), "--x-label", "k", "--x-from-title", "k = ", "--title", "T"]
+    monkeypatch.setattr("sys.argv", [*argv, "--out", str(out), "--log-x"])
+    curves.main()
+    scalars = _scalars(tmp_path / "curve_tb")
+    assert scalars["es/MEND"] == [(1, 0.75), (25, 0.5)]
+    assert scalars["es/MALMEN"] == [(1, 1.0), (25, 1.0)]
+    assert scalars["es_rephrase/MEND"] == [(1, 0.375), (25, 0.25)]
+    assert scalars["drawdown/MEND"] == [(1, 0.01), (25, 0.25)]
+    assert scalars["edit_seconds/MALMEN"] == [(1, 0.5), (25, 1.25)]
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["x_label"] == "k" and saved["log_x"] is True
+
+    # a committed curve alone (OUT.json + OUT.md) gives the same dashboard again
+    import shutil
+
+    shutil.rmtree(tmp_path / "curve_tb")
+    assert curves.tb_from_curve(out.with_suffix(".json")) == tmp_path / "curve_tb"
+    assert _scalars(tmp_path / "curve_tb") == scalars
