@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mendlight.checkpoints import load_editor_checkpoint
 from mendlight.cli_parser import known_classes
+from mendlight.data.batch import num_rows
 from mendlight.data.records import EditRecord, read_records
 from mendlight.edit_report import check_section, edit_rows, print_json, print_text
 from mendlight.editors.base import Editor
@@ -24,7 +25,7 @@ from mendlight.locality_check import plan_check
 from mendlight.models.functional import save_edited
 from mendlight.models.loading import cache_root, resolve_model_dir
 from mendlight.models.tiny import is_tiny_ref
-from mendlight.preview import encode_prompts, preview_rows, timed_previews
+from mendlight.preview import encode_prompts, timed_previews
 from mendlight.run_control import write_json_atomic
 from mendlight.run_dirs import shown_path
 
@@ -227,13 +228,13 @@ def run_edit(
     check_s = time.perf_counter() - check_start
     out = model.evaluate_batch(batch)
     deltas = model._last_deltas
-    previews, preview_s = timed_previews(
-        model, [("edit", batch["edit"]), ("rephrase", batch["equiv"])], deltas, max_new_tokens
-    )
-    check_start = time.perf_counter()
-    kinds = [k for k, _ in plan.prompts]
-    checked = preview_rows(model, check_rows, deltas, kinds, max_new_tokens) if check_rows else []
-    check_s += time.perf_counter() - check_start
+    groups = [(["edit"] * num_rows(batch["edit"]), batch["edit"])]
+    groups.append((["rephrase"] * num_rows(batch["equiv"]), batch["equiv"]))
+    if check_rows is not None:
+        groups.append(([k for k, _ in plan.prompts], check_rows))
+    decoded, preview_s = timed_previews(model, groups, deltas, max_new_tokens)
+    previews = decoded[0] + decoded[1]
+    checked = decoded[2] if check_rows is not None else []
     saved = None
     if save:
         saved = str(

@@ -8,7 +8,9 @@ The object (also written to ``edit.json`` in the run directory) holds:
   the edit and whether it ``changed`` (:class:`~mendlight.preview.Preview`);
 * ``locality_check``: ``source``, ``relation``, ``note``, ``prompts`` (previews that the edit should leave
   alone), ``changed`` and ``total``;
-* ``timings``: seconds of the edit (``edit_s``), of the previews, of the locality check and in all;
+* ``timings``: seconds of the edit (``edit_s``); of the greedy answers before and after it (``preview_s``:
+  the edit prompts, rephrases and locality-check prompts, decoded in one batch per model); of choosing and
+  encoding the locality-check prompts (``check_s``); and in all (``total_s``);
 * ``saved`` (the ``--save`` directory or null) and ``run`` (the run directory or null).
 """
 
@@ -81,7 +83,7 @@ def print_text(report: dict, out: TextIO | None = None) -> None:
         print(f"\nLocality check: {check['note']}", file=out)
     print(
         f"\nTimings: edit {timings['edit_s'] * 1000:.0f} ms, previews {timings['preview_s'] * 1000:.0f} ms, "
-        f"locality check {timings['check_s'] * 1000:.0f} ms, in all {timings['total_s']:.2f} s",
+        f"choosing check prompts {timings['check_s'] * 1000:.0f} ms, in all {timings['total_s']:.2f} s",
         file=out,
     )
     if report["saved"]:

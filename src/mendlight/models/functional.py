@@ -203,13 +203,16 @@ def greedy_continuations(
     max_new_tokens: int,
     eos_token_id: int | None = None,
 ) -> list[list[int]]:
-    """Greedy continuation ids of each right-padded row at ``θ + Δ``, with a KV cache.
+    """Greedy continuation ids of each right-padded row at ``θ + Δ``, with a KV cache, all rows at once.
 
     A decoder-only model continues the row itself; an encoder-decoder model reads the row with its encoder
     and decodes from ``config.decoder_start_token_id`` (the start token is not returned). The edit is written
     into the weights for the duration (:func:`materialised`, which restores the exact original tensors) and
-    each row is decoded by ``generate()`` with its KV cache: one pass over the prompt, then one token at a
-    time, instead of a full forward per new token. Decoding stops at ``eos_token_id`` (not returned).
+    the rows are decoded together by one ``generate()`` with its KV cache: one pass over the prompts, then
+    one token at a time, instead of a full forward per new token. A decoder-only model's rows are left-padded
+    for it (``generate`` appends at the right; the attention mask hides the padding and the position ids
+    follow it), an encoder-decoder model's stay right-padded. Decoding of a row stops at ``eos_token_id``
+    (not returned).
     """
     from transformers import GenerationConfig
 
@@ -224,19 +227,34 @@ def greedy_continuations(
         pad_token_id=pad if pad is not None else (eos_token_id if eos_token_id is not None else 0),
         decoder_start_token_id=getattr(config, "decoder_start_token_id", None) if seq2seq else None,
     )
-    rows = []
+    if not input_ids.shape[0]:
+        return []
+    ids, mask = (input_ids, attention_mask) if seq2seq else _left_padded(input_ids, attention_mask, settings)
     with materialised(model, deltas or {}):
-        for ids, mask in zip(input_ids, attention_mask, strict=True):
-            src = ids[mask.bool()].unsqueeze(0)
-            out = model.generate(
-                input_ids=src, attention_mask=torch.ones_like(src), generation_config=settings
-            )[0]
-            new = out[1:] if seq2seq else out[src.shape[1] :]
-            tokens = [int(t) for t in new]
-            if eos_token_id is not None and eos_token_id in tokens:
-                tokens = tokens[: tokens.index(eos_token_id)]
-            rows.append(tokens)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=settings)
+    new = out[:, 1:] if seq2seq else out[:, ids.shape[1] :]
+    rows = []
+    for row in new.tolist():
+        if eos_token_id is not None and eos_token_id in row:
+            row = row[: row.index(eos_token_id)]
+        rows.append(row)
     return rows
+
+
+def _left_padded(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, settings
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded rows (any padding, in fact: the mask decides) moved to the right end of the batch."""
+    keep = attention_mask.bool()
+    width = int(keep.sum(-1).max()) if keep.numel() else 0
+    ids = input_ids.new_full((input_ids.shape[0], width), int(settings.pad_token_id))
+    mask = attention_mask.new_zeros((input_ids.shape[0], width))
+    for r in range(input_ids.shape[0]):
+        src = input_ids[r][keep[r]]
+        if src.numel():
+            ids[r, width - src.numel() :] = src
+            mask[r, width - src.numel() :] = 1
+    return ids, mask
 
 
 def state_fingerprint(module: torch.nn.Module, names: list[str] | None = None) -> str:
