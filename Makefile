@@ -54,10 +54,11 @@ format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests experiments
 	$(BIN)/ruff format src tests experiments
 
-bench: install ## edit latency vs fwd+bwd and FT; training edits/s vs the floor; k-edit calls vs k single edits (SmolLM2)
+bench: install ## edit latency vs fwd+bwd and FT; training edits/s vs the floor; k-edit calls vs k single edits; mendlight edit end to end vs load + edit (SmolLM2)
 	$(BIN)/python experiments/bench_edit.py --out experiments/bench_results.md
 	$(BIN)/python experiments/bench_train.py --out experiments/bench_train_latest.md
 	$(BIN)/python experiments/bench_batched.py --out experiments/bench_batched_latest.md
+	$(BIN)/python experiments/bench_edit_command.py --out experiments/bench_edit_command_latest.md
 
 tb: install ## open TensorBoard on the runs and on the committed curves (Table 5, sequential editing)
 	$(BIN)/python experiments/curves.py --tb-from $$(grep -l '"series"' experiments/results/*.json)
