@@ -107,10 +107,10 @@ def main() -> None:
         "|---|---|---|",
         *[f"| {name} | {value:.2f} | {value / floor:.2f} |" for name, value in rows],
         "",
-        f"End to end / floor: **{wall / floor:.2f}×** (aim: at most 2×). The overheads are measured apart"
-        " (the imports in fresh processes, the rest from the command's own report), so they need not add up to the"
-        " wall clock exactly; what they leave out is parsing the config, building the editor and data module,"
-        " encoding and printing.",
+        f"End to end / floor: **{wall / floor:.2f}×** (aim: at most 2×). The overheads are measured"
+        " apart (the imports in fresh processes, the rest from the command's own report), so they need not"
+        " add up to the wall clock exactly; what they leave out is parsing the config, building the editor"
+        " and data module, encoding and printing.",
         "",
     ]
     text = "\n".join(lines)
