@@ -210,3 +210,35 @@ def test_protocols_keys():
     }
     assert set(PROTOCOLS) == expected
     assert all(isinstance(v, str) and len(v) > 20 for v in PROTOCOLS.values())
+
+
+def test_the_metrics_and_the_row_summary_share_one_formula_each():
+    from mendlight.metrics import perplexity_drawdown_of
+    from mendlight.reporting import summarise
+
+    # perplexity drawdown: token-weighted; an overflowing perplexity is inf, inf - inf is "no data"
+    metric = PerplexityDrawdown()
+    metric.update(torch.tensor(3.0), torch.tensor(5.0), torch.tensor(2))
+    assert float(metric.compute()) == pytest.approx(math.exp(2.5) - math.exp(1.5))
+    rows = [{"loc_pre_nll": 3.0, "loc_post_nll": 5.0, "loc_tokens": 2}]
+    assert summarise(rows)["ppl_drawdown"] == perplexity_drawdown_of(3.0, 5.0, 2)
+    assert float(metric.compute()) == pytest.approx(summarise(rows)["ppl_drawdown"], rel=1e-7)
+    overflow = PerplexityDrawdown()
+    overflow.update(1.0, 1e6, 1)
+    assert float(overflow.compute()) == math.inf == perplexity_drawdown_of(1.0, 1e6, 1)
+    both = PerplexityDrawdown()
+    both.update(1e6, 1e6, 1)
+    assert math.isnan(float(both.compute())) and perplexity_drawdown_of(1e6, 1e6, 1) is None
+    assert summarise([{"loc_pre_nll": 1e6, "loc_post_nll": 1e6, "loc_tokens": 1}])["ppl_drawdown"] is None
+
+    # accuracy drawdown and edit success: the same counts give the same number either way
+    drawdown = AccuracyDrawdown()
+    labels = torch.tensor([[-100, 1], [-100, 2], [-100, 3]])
+    drawdown.update(torch.tensor([[0, 1], [0, 2], [0, 0]]), torch.tensor([[0, 1], [0, 0], [0, 0]]), labels)
+    loc_rows = [{"loc_pre_correct": 2, "loc_post_correct": 1, "loc_total": 3}]
+    assert (
+        float(drawdown.compute())
+        == pytest.approx(summarise(loc_rows)["acc_drawdown"])
+        == pytest.approx(1 / 3)
+    )
+    assert math.isnan(float(EditSuccess().compute())) and summarise([])["es"] is None

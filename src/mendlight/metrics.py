@@ -1,8 +1,11 @@
 """Editing metrics as torchmetrics ``Metric`` objects, plus the functional helpers they share.
 
 Every metric keeps only sum states (``dist_reduce_fx="sum"``), so DDP reduction is exact
-(docs/design.md §8.2), and implements only ``update``/``compute``. The definitions follow
-docs/algorithm.md §6 and docs/design.md §5:
+(docs/design.md §8.2), and implements only ``update``/``compute``. Each metric's value is one formula
+over those sums, defined once below (:func:`success_rate`, :func:`accuracy_drawdown_of`,
+:func:`perplexity_drawdown_of`, :func:`mean_agreement`): ``compute()`` applies it to the metric's states,
+and :func:`mendlight.reporting.summarise` to the same sums taken over per-record result rows. The
+definitions follow docs/algorithm.md §6 and docs/design.md §5:
 
 * a *row* (one sequence) is correct iff every scored position (label != -100) is the argmax under teacher
   forcing (the MEND paper's whole-target exact match); rows with no scored position are ignored;
@@ -13,6 +16,8 @@ Inputs are expected to be already aligned: ``labels[b, t]`` is the target of ``l
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -161,6 +166,53 @@ def token_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # --------------------------------------------------------------------------------------------------
+# The formulas over sums (one definition each: the metrics' compute() and reporting.summarise use them)
+# --------------------------------------------------------------------------------------------------
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if not den else num / den
+
+
+def success_rate(correct: float, total: float) -> float | None:
+    """Edit success: ``correct / total`` rows; None without rows."""
+    return _ratio(correct, total)
+
+
+def accuracy_drawdown_of(pre_correct: float, post_correct: float, total: float) -> float | None:
+    """Accuracy drawdown: ``(pre_correct - post_correct) / total`` rows; None without rows."""
+    return _ratio(pre_correct - post_correct, total)
+
+
+def perplexity_drawdown_of(pre_nll: float, post_nll: float, n_tokens: float) -> float | None:
+    """Perplexity drawdown: ``exp(post_nll / n) - exp(pre_nll / n)``, token-weighted.
+
+    An overflowing perplexity is ``inf``; None without tokens, or when both overflow (``inf - inf``).
+    """
+    if not n_tokens:
+        return None
+    value = _safe_exp(post_nll / n_tokens) - _safe_exp(pre_nll / n_tokens)
+    return None if math.isnan(value) else value
+
+
+def mean_agreement(agree_sum: float, total: float) -> float | None:
+    """EasyEdit's locality: the per-row agreements' sum over the rows; None without rows."""
+    return _ratio(agree_sum, total)
+
+
+def _safe_exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _as_tensor(value: float | None) -> Tensor:
+    """A formula's value as a metric's float32 scalar (NaN for "no data")."""
+    return torch.tensor(math.nan if value is None else value, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------------------------------
 # Metrics
 # --------------------------------------------------------------------------------------------------
 
@@ -199,7 +251,7 @@ class EditSuccess(Metric):
 
     def compute(self) -> Tensor:
         """Return the success rate (float scalar; NaN when no row was scored)."""
-        return self.correct.double().div(self.total.double()).float()
+        return _as_tensor(success_rate(int(self.correct), int(self.total))).to(self.correct.device)
 
 
 class AccuracyDrawdown(Metric):
@@ -245,8 +297,8 @@ class AccuracyDrawdown(Metric):
 
     def compute(self) -> Tensor:
         """Return ``(pre_correct - post_correct) / rows`` (NaN when there are no rows)."""
-        diff = (self.pre_correct - self.post_correct).double()
-        return (diff / self.total.double()).float()
+        value = accuracy_drawdown_of(int(self.pre_correct), int(self.post_correct), int(self.total))
+        return _as_tensor(value).to(self.total.device)
 
 
 class PerplexityDrawdown(Metric):
@@ -295,8 +347,8 @@ class PerplexityDrawdown(Metric):
 
     def compute(self) -> Tensor:
         """Return ``post_ppl - pre_ppl`` (NaN when no token was scored)."""
-        pre, post = self.perplexities()
-        return post - pre
+        value = perplexity_drawdown_of(float(self.pre_nll), float(self.post_nll), int(self.n_tokens))
+        return _as_tensor(value).to(self.pre_nll.device)
 
 
 class LocalityAgreement(Metric):
@@ -334,7 +386,7 @@ class LocalityAgreement(Metric):
 
     def compute(self) -> Tensor:
         """Return the mean per-row agreement (NaN when no row was scored)."""
-        return (self.agree_sum / self.total.double()).float()
+        return _as_tensor(mean_agreement(float(self.agree_sum), int(self.total))).to(self.total.device)
 
 
 __all__ = [
@@ -344,7 +396,11 @@ __all__ = [
     "EditSuccess",
     "LocalityAgreement",
     "PerplexityDrawdown",
+    "accuracy_drawdown_of",
     "has_target",
+    "mean_agreement",
+    "perplexity_drawdown_of",
     "sequence_correct",
+    "success_rate",
     "token_nll",
 ]

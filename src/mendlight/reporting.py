@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from mendlight.data.composition import batch_composition, composition_line
-from mendlight.metrics import PROTOCOLS
+from mendlight.metrics import (
+    PROTOCOLS,
+    accuracy_drawdown_of,
+    mean_agreement,
+    perplexity_drawdown_of,
+    success_rate,
+)
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -73,16 +79,11 @@ def _ratio(num: float, den: float) -> float | None:
     return None if not den else num / den
 
 
-def _safe_exp(x: float) -> float:
-    """``math.exp`` returning ``inf`` instead of raising on overflow."""
-    try:
-        return math.exp(x)
-    except OverflowError:
-        return math.inf
-
-
 def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:
-    """Summarise per-record rows with the metric definitions of :mod:`mendlight.metrics`.
+    """Summarise per-record rows with the metric formulas of :mod:`mendlight.metrics`.
+
+    The formulas are the functions the torchmetrics objects compute with, applied to the rows' sums, so a
+    summary of a run's rows and the metrics it logged are one definition.
 
     Expected row keys (missing or None values count as "no data" for that statistic): ``es_edit`` (0/1),
     ``equiv_success``, ``equiv_total``, ``loc_pre_correct``, ``loc_post_correct``, ``loc_total``,
@@ -101,24 +102,20 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
     n_edit, edit_ok = len(edit), float(sum(edit))
     eq_ok, eq_n = _total(rows, "equiv_success"), _total(rows, "equiv_total")
     loc_n = _total(rows, "loc_total")
-    tokens = _total(rows, "loc_tokens")
-    ppl_dd: float | None = None
-    if tokens:
-        ppl_dd = _safe_exp(_total(rows, "loc_post_nll") / tokens) - _safe_exp(
-            _total(rows, "loc_pre_nll") / tokens
-        )
-        if math.isnan(ppl_dd):  # inf - inf
-            ppl_dd = None
     latency = _values(rows, "latency_s")
     known = [bool(k) for k in _values(rows, "known")]
     return {
         "n_records": len(rows),
-        "es": _ratio(edit_ok + eq_ok, n_edit + eq_n),
-        "es_edit": _ratio(edit_ok, n_edit),
-        "es_equiv": _ratio(eq_ok, eq_n),
-        "acc_drawdown": _ratio(_total(rows, "loc_pre_correct") - _total(rows, "loc_post_correct"), loc_n),
-        "ppl_drawdown": ppl_dd,
-        "locality": _ratio(_total(rows, "loc_agree_sum"), loc_n),
+        "es": success_rate(edit_ok + eq_ok, n_edit + eq_n),
+        "es_edit": success_rate(edit_ok, n_edit),
+        "es_equiv": success_rate(eq_ok, eq_n),
+        "acc_drawdown": accuracy_drawdown_of(
+            _total(rows, "loc_pre_correct"), _total(rows, "loc_post_correct"), loc_n
+        ),
+        "ppl_drawdown": perplexity_drawdown_of(
+            _total(rows, "loc_pre_nll"), _total(rows, "loc_post_nll"), _total(rows, "loc_tokens")
+        ),
+        "locality": mean_agreement(_total(rows, "loc_agree_sum"), loc_n),
         "edit_latency_s": _ratio(sum(latency), len(latency)),
         "known_fraction": _ratio(sum(known), len(known)),
     }
