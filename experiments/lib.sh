@@ -16,8 +16,22 @@ latest_fit_run() {
   return 1
 }
 
+# resumable_fit_run STEM: the newest run of STEM that did not finish (killed, stopped) but has a last.ckpt.
+resumable_fit_run() {
+  local run
+  for run in $(ls -d "runs/$1"/version_* 2>/dev/null | sort -t_ -k2 -n -r); do
+    if [ -f "$run/checkpoints/last.ckpt" ]; then
+      echo "$run"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # ensure_fit STEM CONFIG... -- [fit args]: reuse the newest trained run of STEM (the run name of the configs
-# composed), or train one with `mendlight fit -c CONFIG -c ...`. Sets FIT_RUN.
+# composed), else resume the newest unfinished one from its last.ckpt (a run killed with the session goes on
+# where it stopped), else train one with `mendlight fit -c CONFIG -c ...`. Sets FIT_RUN. With TRAIN=0 nothing
+# is trained: it returns 1 when STEM has no finished run.
 ensure_fit() {
   local stem=$1
   shift
@@ -26,10 +40,16 @@ ensure_fit() {
   [ "${1:-}" = "--" ] && shift
   if FIT_RUN=$(latest_fit_run "$stem"); then
     echo "reusing the trained editor in $FIT_RUN (delete it to retrain)"
-  else
-    "$BIN/mendlight" fit "${configs[@]}" --trainer.enable_progress_bar false "$@"
-    FIT_RUN=$(latest_fit_run "$stem")
+    return 0
   fi
+  [ "${TRAIN:-1}" = 0 ] && return 1
+  local resume=()
+  if previous=$(resumable_fit_run "$stem"); then
+    echo "resuming $previous from its last.ckpt"
+    resume=(--ckpt_path "$previous/checkpoints/last.ckpt")
+  fi
+  "$BIN/mendlight" fit "${configs[@]}" --trainer.enable_progress_bar false "$@" "${resume[@]}"
+  FIT_RUN=$(latest_fit_run "$stem")
 }
 
 # large_qa_records: build (once) the large question-answering record set used for batched and sequential

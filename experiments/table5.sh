@@ -4,7 +4,8 @@
 # k = 25 (configs/train/batched25.yaml: the largest k this 2-CPU machine trains in reasonable time), ENN
 # trained on single edits, FT (fine-tuned on all k edits of a batch at once) and the cache.
 #
-# Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] bash experiments/table5.sh
+# Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25 enn
+#        enn25 ft cache"] [TRAIN=0] [OUT=experiments/results/table5] bash experiments/table5.sh
 #   mixed  the test split of facts-qa (2,801 records over 27 relations, in a seeded order that mixes
 #          relations): batches drawn at random across relations and question templates, so k = 1,000 is two
 #          batches; each table says the largest share one template held in a batch
@@ -12,19 +13,35 @@
 #          city_country with 10,000 cities, about 1,000 test records: k up to 500), the kind of batch the
 #          earlier Table 5 drew (228 of its 250 records shared one template)
 #   KS_FT  the k FT runs at: fine-tuning on 1,000 edits at once takes hours per batch on 2 CPUs
-# Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain). Test records per k: two
+#   ROWS   which editors (default all); TRAIN=0 trains nothing and leaves out the editors not yet trained
+#   OUT    the results' path prefix (default experiments/results/table5)
+# Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
+# session ended) is resumed from its last.ckpt. Test records per k: two
 # batches of k, at least 250. Cache ε: the one picked on validation by experiments/table4.sh (or 2.6333).
-# Writes experiments/results/table5_<set>_k<k>.{md,json} and table5_<set>.{md,json,png} (log-scale k axis).
+# Writes OUT_<set>_k<k>.{md,json} and OUT_<set>.{md,json,png} (log-scale k axis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 batched=configs/train/batched25.yaml
-ensure_fit smollm2_qa "$cfg"; mend=$FIT_RUN
-ensure_fit smollm2_qa+batched25 "$cfg" "$batched"; mend25=$FIT_RUN
-ensure_fit smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"; malmen=$FIT_RUN
-ensure_fit smollm2_qa+enn "$cfg" configs/editor/enn.yaml; enn=$FIT_RUN
-ensure_fit smollm2_qa+enn+batched25 "$cfg" configs/editor/enn.yaml "$batched"; enn25=$FIT_RUN
+rows=" ${ROWS:-mend mend25 malmen25 enn enn25 ft cache} "
+trained=()  # --editor arguments of the trained editors
+# trained KEY LABEL STEM CONFIG...: the row of a trained editor, trained (or resumed) first if need be
+trained() {
+  local key=$1 label=$2 stem=$3
+  shift 3
+  [[ $rows == *" $key "* ]] || return 0
+  if ensure_fit "$stem" "$@"; then
+    trained+=(--editor "$label=$FIT_RUN")
+  else
+    echo "== $label: no finished run of $stem and TRAIN=0: left out"
+  fi
+}
+trained mend "MEND" smollm2_qa "$cfg"
+trained mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
+trained malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
+trained enn "ENN" smollm2_qa+enn "$cfg" configs/editor/enn.yaml
+trained enn25 "ENN ×25" smollm2_qa+enn+batched25 "$cfg" configs/editor/enn.yaml "$batched"
 eps_cfg=experiments/results/table4_qa_cache.yaml
 [ -f "$eps_cfg" ] || printf 'model:\n  init_args:\n    epsilon: 2.6333\n' > "$eps_cfg"
 eps=$(awk '/epsilon:/ {print $2}' "$eps_cfg")
@@ -42,20 +59,20 @@ for set in ${SETS:-mixed hard}; do
   for k in ${KS:-1 5 25 125 500 1000}; do
     [ "$k" -le "$max_k" ] || { echo "== $set: skipping k = $k (the split holds fewer than 2k records)"; continue; }
     records=$(( 2 * k > 250 ? 2 * k : 250 ))
-    ft=()
-    [[ " ${KS_FT:-1 5 25 125} " == *" $k "* ]] && ft=(--editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg")
-    out=experiments/results/table5_${set}_k$k
+    editors=("${trained[@]}")
+    [[ $rows == *" ft "* && " ${KS_FT:-1 5 25 125} " == *" $k "* ]] &&
+      editors+=(--editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg")
+    [[ $rows == *" cache "* ]] && editors+=(--editor "Cache (ε=$eps)=$cfg,configs/editor/cache.yaml,$eps_cfg")
+    out=${OUT:-experiments/results/table5}_${set}_k$k
     "$BIN/mendlight" table -c "$cfg" --out "$out" \
       --title "Batched editing ($label): k = $k simultaneous edits" \
-      --command "KS=$k SETS=$set bash experiments/table5.sh" \
-      --editor "MEND=$mend" --editor "MEND ×25=$mend25" --editor "MALMEN ×25=$malmen" \
-      --editor "ENN=$enn" --editor "ENN ×25=$enn25" "${ft[@]}" \
-      --editor "Cache (ε=$eps)=$cfg,configs/editor/cache.yaml,$eps_cfg" \
+      --command "KS=$k SETS=$set${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
+      "${editors[@]}" \
       -- --data.init_args.eval_n_edits "$k" --data.init_args.max_eval_records "$records" "${options[@]}"
     tables+=("$out.json")
   done
   "$BIN/python" experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " --log-x \
     --title "Table 5 analogue ($label): SmolLM2-135M question answering" \
-    --command "KS=\"${KS:-1 5 25 125 500 1000}\" SETS=$set bash experiments/table5.sh" \
-    --out "experiments/results/table5_$set" "${tables[@]}"
+    --command "KS=\"${KS:-1 5 25 125 500 1000}\" SETS=$set${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
+    --out "${OUT:-experiments/results/table5}_$set" "${tables[@]}"
 done

@@ -209,5 +209,7 @@ def test_other_weights_of_the_same_shapes_need_allow_other_base(
     )
     assert code == 0, err[-3000:]
     assert "# Editing results: MEND" in out
-    (run,) = tmp_path.glob("runs/*/version_*")
+    run = Path(out.strip().splitlines()[-1].removeprefix("run: "))  # inside the trained run: its tests/
+    assert run.parent == (trained["llama"] / "tests").resolve()
+    assert not list(tmp_path.glob("runs/*/version_*"))
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]["base_model"] == other[1]
