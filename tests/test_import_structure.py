@@ -1,8 +1,9 @@
 """The package's modules import each other without circles, counting imports inside functions.
 
 A function-local import is how a circle is usually hidden (it defers the failure, it does not remove the
-dependency), so every ``import`` statement counts except those under ``if TYPE_CHECKING:`` (annotations
-only). A module importing its own package's ``__init__`` for a lazily exported name is a circle too.
+dependency), and an ``if TYPE_CHECKING:`` import still ties the two modules' designs together, so every
+``import`` statement counts. A module importing its own package's ``__init__`` for a lazily exported name is
+a circle too.
 """
 
 from __future__ import annotations
@@ -40,13 +41,6 @@ class _Imports(ast.NodeVisitor):
     def __init__(self, module: str, path: Path) -> None:
         self.module, self.path, self.found = module, path, set()
 
-    def visit_If(self, node: ast.If) -> None:
-        if "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                self.visit(child)
-            return
-        self.generic_visit(node)
-
     def _add(self, name: str) -> None:
         owner = _owner(name)
         if owner is not None and owner != self.module:
@@ -69,7 +63,7 @@ class _Imports(ast.NodeVisitor):
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module → the package modules it imports anywhere (outside ``if TYPE_CHECKING:``)."""
+    """Module → the package modules it imports anywhere."""
     graph = {}
     for module, path in MODULES.items():
         visitor = _Imports(module, path)

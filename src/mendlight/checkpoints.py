@@ -19,15 +19,13 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from pytorch_lightning import LightningModule
 
 from mendlight.cache_dirs import cache_root
 from mendlight.errors import CheckpointError
-
-if TYPE_CHECKING:
-    from mendlight.editors.base import Editor
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 #: ``--ckpt_path`` values Lightning resolves itself (from the run's checkpoint callbacks).
@@ -185,7 +183,7 @@ def check_editor_state(editor: str, state: dict[str, Any], own: dict[str, torch.
     )
 
 
-def load_editor_checkpoint(model: Editor, ckpt_path: str, weights_only: bool = True) -> None:
+def load_editor_checkpoint(model: LightningModule, ckpt_path: str, weights_only: bool = True) -> None:
     """Load a trained editor checkpoint (editor weights, α and normalisation statistics) into ``model``.
 
     Args:

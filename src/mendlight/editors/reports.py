@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
+from pytorch_lightning import LightningModule
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from mendlight.editors.evaluation import POSITION_FIELD
 from mendlight.editors.reports_figures import log_test_dashboards
 from mendlight.metrics import PROTOCOLS
 from mendlight.reporting import build_results, results_markdown, write_results
-
-if TYPE_CHECKING:
-    from mendlight.editors.base import Editor
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +33,12 @@ def samples_markdown(samples: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _experiment(editor: Editor):
+def _experiment(editor: LightningModule):
     logger = editor.logger
     return logger.experiment if isinstance(logger, TensorBoardLogger) else None
 
 
-def log_samples(editor: Editor, stage: str) -> None:
+def log_samples(editor: LightningModule, stage: str) -> None:
     """Write the epoch's sample edits to TensorBoard's TEXT tab (rank 0 only)."""
     experiment = _experiment(editor)
     if editor._samples and experiment is not None and editor.trainer.is_global_zero:
@@ -66,7 +63,7 @@ def _gather(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != POSITION_FIELD} for row in rows]
 
 
-def run_dir(editor: Editor) -> Path:
+def run_dir(editor: LightningModule) -> Path:
     """Where this run's files go: the logger's version directory, else the trainer's root directory.
 
     The directory fixed in :meth:`Editor.setup` (read by every process together); outside a multi-process run
@@ -78,7 +75,7 @@ def run_dir(editor: Editor) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
-def finish_test(editor: Editor) -> None:
+def finish_test(editor: LightningModule) -> None:
     """Write results.json / results.md, print the table, and fill TensorBoard's HPARAMS and TEXT tabs."""
     log_samples(editor, "test")
     rows = _gather(editor._records)
@@ -125,7 +122,7 @@ def finish_test(editor: Editor) -> None:
         editor.logger.log_hyperparams(editor.dashboard_hparams(), metrics)
 
 
-def write_predictions(editor: Editor) -> Path | None:
+def write_predictions(editor: LightningModule) -> Path | None:
     """Write the predict run's per-record rows to ``predictions.jsonl`` and print where (rank 0 only)."""
     rows = _gather(editor._records)
     if not editor.trainer.is_global_zero or not rows:

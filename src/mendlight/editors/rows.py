@@ -10,14 +10,11 @@ each group's own width, so callers see exactly the shapes of their input groups.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
+from pytorch_lightning import LightningModule
 
 from mendlight.data.batch import TokenRows, concat_rows, num_rows, output_width
-
-if TYPE_CHECKING:
-    from mendlight.editors.base import Editor
 
 
 class RowStack:
@@ -30,7 +27,7 @@ class RowStack:
 
     """
 
-    def __init__(self, editor: Editor, groups: dict[str, TokenRows], bottom: bool = True) -> None:
+    def __init__(self, editor: LightningModule, groups: dict[str, TokenRows], bottom: bool = True) -> None:
         self.names = list(groups)
         self.rows, sizes = concat_rows(list(groups.values()), editor.pad_token_id)
         self.sizes = dict(zip(self.names, sizes, strict=True))

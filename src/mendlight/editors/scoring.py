@@ -15,9 +15,8 @@ batch (its stacked inputs and scores): it grows with k by the rows' inputs and s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
+from pytorch_lightning import LightningModule
 
 from mendlight.data.batch import EditBatch, num_rows, token_labels
 from mendlight.editors.rows import RowStack, row_chunks
@@ -25,12 +24,11 @@ from mendlight.editors.scores import EditScores, RowScores, fill_scores
 from mendlight.losses import kl_terms
 from mendlight.models.functional import ParamDeltas
 
-if TYPE_CHECKING:
-    from mendlight.editors.base import Editor
-
 
 @torch.no_grad()
-def score_batch(editor: Editor, batch: EditBatch, deltas: ParamDeltas, latency: float | None) -> EditScores:
+def score_batch(
+    editor: LightningModule, batch: EditBatch, deltas: ParamDeltas, latency: float | None
+) -> EditScores:
     """The scores of every row group of ``batch`` before and after the edit ``deltas``.
 
     Args:
@@ -52,12 +50,12 @@ def score_batch(editor: Editor, batch: EditBatch, deltas: ParamDeltas, latency: 
     return EditScores(pre_loc, post_edit, post_equiv, post_loc, pre_true, loc_kl, latency)  # type: ignore[arg-type]
 
 
-def _chunk_size(editor: Editor) -> int | None:
+def _chunk_size(editor: LightningModule) -> int | None:
     return editor.hparams.get("eval_chunk")
 
 
 def _score_groups(
-    editor: Editor, stack: RowStack, names: tuple[str, ...], deltas: ParamDeltas | None
+    editor: LightningModule, stack: RowStack, names: tuple[str, ...], deltas: ParamDeltas | None
 ) -> list[RowScores]:
     """The scores of consecutive groups ``names`` of ``stack`` at ``θ₀ + deltas``."""
     rows, _ = stack.select(*names)
@@ -70,7 +68,7 @@ def _score_groups(
 
 
 def _score_locality(
-    editor: Editor, stack: RowStack, pre_deltas: ParamDeltas | None, deltas: ParamDeltas
+    editor: LightningModule, stack: RowStack, pre_deltas: ParamDeltas | None, deltas: ParamDeltas
 ) -> tuple[RowScores, RowScores, torch.Tensor]:
     """The locality rows' scores before and after the edit, and the KL terms at the KL's positions."""
     rows, _ = stack.select("loc")

@@ -12,13 +12,11 @@ protocol here is the one its README and the MEND paper's discussion describe (ev
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+
+from pytorch_lightning import LightningModule
 
 from mendlight.data.batch import EditBatch
 from mendlight.models.functional import ParamDeltas
-
-if TYPE_CHECKING:
-    from mendlight.editors.base import Editor
 
 
 class SequentialChain:
@@ -29,7 +27,7 @@ class SequentialChain:
 
     """
 
-    def __init__(self, editor: Editor) -> None:
+    def __init__(self, editor: LightningModule) -> None:
         self.editor = editor
         self.reset()
 
