@@ -56,7 +56,7 @@ format: install ## apply ruff fixes and formatting
 
 bench: install ## edit latency vs fwd+bwd and FT; training edits/s vs the floor; k-edit calls vs k single edits; mendlight edit end to end vs load + edit (SmolLM2)
 	$(BIN)/python experiments/bench_edit.py --out experiments/bench_results.md
-	$(BIN)/python experiments/bench_train.py --out experiments/bench_train_latest.md
+	$(BIN)/python experiments/bench_train.py --precisions 32-true bf16-mixed --out experiments/bench_train_latest.md
 	$(BIN)/python experiments/bench_batched.py --out experiments/bench_batched_latest.md
 	$(BIN)/python experiments/bench_edit_command.py --out experiments/bench_edit_command_latest.md
 

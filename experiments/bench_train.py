@@ -1,6 +1,7 @@
 """Benchmark MEND training on the real SmolLM2: edits trained per second, the step against its floor, memory.
 
 Reported, not asserted. Usage: python experiments/bench_train.py [--out FILE.md] [--steps N] [--ks 1 4 10]
+[--precisions 32-true bf16-mixed]
 
 A training step of k independent edits (``independent_edits``; k = 1 is the plain single-edit step) on real
 ``facts-qa`` batches (one rephrase and 2 locality rows per edit): edit pass, post-edit pass, losses, backward,
@@ -8,11 +9,16 @@ Adam. Its floor is the frozen bottom pass (the 27 blocks below the edited ones, 
 step), which no step can skip; the table gives the step's time and FLOPs against it. One validation edit
 (the editor's ``validation_step``, with its share of the sample table) is timed too. The script runs on older
 commits as well (without ``independent_edits`` it measures k = 1), which is how the "before" rows were made.
+
+``bf16-mixed`` runs the step under ``torch.autocast`` in bfloat16, as ``--trainer.precision bf16-mixed`` does
+(weights, optimizer and editor state stay float32); its floor is the same bottom pass under autocast. Both
+floors are given as well as the float32 one, which is the reference for "× floor".
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -46,6 +52,13 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10])
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["32-true"],
+        choices=["32-true", "bf16-mixed"],
+        help="Lightning precisions to time the step in (bf16-mixed: under bfloat16 autocast)",
+    )
     parser.add_argument("--label", default="")
     parser.add_argument("--dataset", default="facts-qa", help="embedded dataset or a records directory")
     parser.add_argument(
@@ -60,47 +73,73 @@ def main() -> None:
     data.setup("fit")
     records = data.records("train")
     rows = []
-    for k in args.ks:
-        try:
-            mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5, independent_edits=k > 1)
-        except TypeError:  # a commit without independent_edits
-            if k > 1:
-                continue
-            mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
-        mend.log_dict = mend.log = lambda *a, **kw: None  # outside a Trainer
-        mend = mend.to(device)
-        opt = torch.optim.Adam([p for p in mend.parameters() if p.requires_grad], lr=1e-4)
+    floor32: dict[int, float] = {}
+    for precision in args.precisions:
+        autocast = precision == "bf16-mixed"
 
-        def step(batch, mend=mend, opt=opt) -> None:
-            loss = mend.training_step(batch, 0)
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            mend.on_train_batch_end(None, batch, 0)
+        def amp(autocast=autocast):
+            if autocast:
+                return torch.autocast(device.type, dtype=torch.bfloat16)
+            return contextlib.nullcontext()
 
-        chunks = [records[i * k : (i + 1) * k] for i in range(args.steps + 2)]
-        batches = [move_data_to_device(data.make_batch(chunk, train=True), device) for chunk in chunks]
-        for batch in batches[:2]:
-            step(batch)  # warm-up; fills the normalisation statistics
-        times, floors = [], []
-        for batch in batches[2:]:
-            _sync()
-            start = time.perf_counter()
-            step(batch)
-            _sync()
-            times.append(time.perf_counter() - start)
+        for k in args.ks:
+            try:
+                mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5, independent_edits=k > 1)
+            except TypeError:  # a commit without independent_edits
+                if k > 1:
+                    continue
+                mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5)
+            mend.log_dict = mend.log = lambda *a, **kw: None  # outside a Trainer
+            mend = mend.to(device)
+            opt = torch.optim.Adam([p for p in mend.parameters() if p.requires_grad], lr=1e-4)
+
+            def step(batch, mend=mend, opt=opt, amp=amp) -> None:
+                with amp():  # as Lightning's precision plugin: the step under autocast, backward outside
+                    loss = mend.training_step(batch, 0)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                mend.on_train_batch_end(None, batch, 0)
+
+            def bottom(groups, mend=mend, amp=amp) -> None:
+                with amp():
+                    RowStack(mend, groups)  # the bottom pass alone
+
+            chunks = [records[i * k : (i + 1) * k] for i in range(args.steps + 2)]
+            batches = [move_data_to_device(data.make_batch(chunk, train=True), device) for chunk in chunks]
+            for batch in batches[:2]:
+                step(batch)  # warm-up; fills the normalisation statistics
+            times, floors, floors32 = [], [], []
+            for batch in batches[2:]:
+                groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
+                _sync()
+                start = time.perf_counter()
+                step(batch)
+                _sync()
+                times.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                bottom(groups)
+                _sync()
+                floors.append(time.perf_counter() - start)
+                if k not in floor32:
+                    start = time.perf_counter()
+                    RowStack(mend, groups)
+                    _sync()
+                    floors32.append(time.perf_counter() - start)
+            if floors32:
+                floor32[k] = statistics.median(floors32)
+            batch = batches[2]
             groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
-            start = time.perf_counter()
-            RowStack(mend, groups)  # the bottom pass alone
-            _sync()
-            floors.append(time.perf_counter() - start)
-        batch = batches[2]
-        groups = {"edit": batch["edit"], "equiv": batch["equiv"], "loc": batch["loc"]}
-        step_flops = _flops(lambda batch=batch: step(batch))
-        floor_flops = _flops(lambda groups=groups, mend=mend: RowStack(mend, groups))
-        median, floor = statistics.median(times), statistics.median(floors)
-        rows.append((k, median, k / median, floor, step_flops, floor_flops))
-        print(f"k={k}: {median:.3f} s/step, {k / median:.2f} edits/s, floor {floor:.3f} s", flush=True)
+            step_flops = _flops(lambda batch=batch, step=step: step(batch))
+            floor_flops = _flops(lambda groups=groups, mend=mend: RowStack(mend, groups))
+            median, floor = statistics.median(times), statistics.median(floors)
+            rows.append((precision, k, median, k / median, floor, floor32[k], step_flops, floor_flops))
+            print(
+                f"{precision} k={k}: {median:.3f} s/step, {k / median:.2f} edits/s, floor {floor:.3f} s "
+                f"(float32 floor {floor32[k]:.3f} s)",
+                flush=True,
+            )
+            del mend, opt, batches
 
     # one validation edit, as validation runs it (the first n_samples records also decode sample outputs)
     mend = MEND(base_model="smollm2-135m", rank=256, lr_lr=1e-5).to(device)
@@ -119,12 +158,14 @@ def main() -> None:
     per_val_edit = (time.perf_counter() - start) / len(val)
 
     ks = " ".join(map(str, args.ks))
+    precisions = " ".join(args.precisions)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     cuda = f"{torch.cuda.get_device_name(0)}, " if device.type == "cuda" else ""
     lines = [
         f"## Training throughput{(' — ' + args.label) if args.label else ''}",
         "",
         f"- command: `python experiments/bench_train.py --steps {args.steps} --ks {ks}"
+        + (f" --precisions {precisions}" if args.precisions != ["32-true"] else "")
         + (f" --dataset {args.dataset}" if args.dataset != "facts-qa" else "")
         + (f" --device {args.device}`" if device.type != "cpu" else "`"),
         f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
@@ -132,13 +173,14 @@ def main() -> None:
         f"{torch.get_num_threads()} threads; commit {machine_info()['commit']}",
         f"- data: `{args.dataset}` training records, one rephrase and 2 locality rows per edit; rank 256",
         "",
-        "| edits per step | s / step | edits / s | bottom-pass floor (s) | × floor (time) | GFLOP / step "
-        "| × floor (FLOPs) |",
-        "|---|---|---|---|---|---|---|",
+        "| precision | edits per step | s / step | edits / s | bottom-pass floor (s) | × floor (time) "
+        "| float32 floor (s) | × float32 floor | GFLOP / step | × floor (FLOPs) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for k, median, rate, floor, flops, floor_flops in rows:
+    for precision, k, median, rate, floor, floor_f32, flops, floor_flops in rows:
         lines.append(
-            f"| {k} | {median:.3f} | {rate:.2f} | {floor:.3f} | {median / floor:.1f} | {flops / 1e9:.1f} "
+            f"| {precision} | {k} | {median:.3f} | {rate:.2f} | {floor:.3f} | {median / floor:.1f} "
+            f"| {floor_f32:.3f} | {median / floor_f32:.1f} | {flops / 1e9:.1f} "
             f"| {flops / max(floor_flops, 1):.1f} |"
         )
     lines += [

@@ -9,6 +9,8 @@
 #   rank1920        the paper's rank
 #   k4              four independent edits per step (independent_edits), lr 1e-4 as base
 #   paper_lr        the paper's lr 1e-6 with 10 edits per step (independent_edits)
+#   bf16            base trained with bf16 autocast (--trainer.precision bf16-mixed; not in the default set:
+#                   the precision check of experiments/bench_train.md, validated in float32 as well)
 # Usage: [STEPS=N] [VAL=N] bash experiments/objective_ablations.sh [variant[:steps] ...]
 # (default: every variant, paper_lr with 100 steps — 1,000 edits, about the wall time of 500 single-edit
 # steps —, the others with STEPS (500); VAL 200 validation records, validated once at the end). A finished run
@@ -27,6 +29,7 @@ declare -A EXTRA=(
   [rank1920]="--model.init_args.rank 1920"
   [k4]="--model.init_args.independent_edits true --data.init_args.n_edits 4"
   [paper_lr]="--model.init_args.optimizer.init_args.lr 1e-6 --model.init_args.independent_edits true --data.init_args.n_edits 10"
+  [bf16]="--trainer.precision bf16-mixed"
 )
 variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(base loc_kl_answer equiv_rephrases n_loc1 rank1920 k4 paper_lr:100)

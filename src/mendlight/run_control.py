@@ -166,8 +166,10 @@ class FitSummary(Callback):
 
     Fields: ``status`` (``running``, ``finished``, ``stopped``, ``failed``), ``finished`` (true only for a run
     that reached its end: ``max_steps``, ``max_epochs``, ``max_time`` or early stopping), ``reason``,
-    ``global_step``, ``max_steps``, ``reached_max_steps``, ``best_checkpoint``, ``best_val_loss``,
-    ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``started``/``updated`` (ISO times),
+    ``global_step``, ``max_steps``, ``reached_max_steps``, ``best_checkpoint``, ``monitor`` (the metric that
+    chose it) and ``best_score`` (its value there), ``best_val_loss`` (the same when the monitor is
+    ``val/loss``, else null), ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``started`` and
+    ``updated`` (ISO times),
     ``train_time_s`` (since training started in this process), ``validation_time_s`` and
     ``validation_share`` (the part of it spent validating), ``pid`` and ``host``; ``error`` holds the message
     of a failure.
@@ -239,7 +241,9 @@ class FitSummary(Callback):
             "max_steps": trainer.max_steps,
             "reached_max_steps": trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps,
             "best_checkpoint": getattr(best, "best_model_path", None) or None,
-            "best_val_loss": float(score) if score is not None else None,
+            "monitor": getattr(best, "monitor", None),
+            "best_score": float(score) if score is not None else None,
+            "best_val_loss": float(score) if score is not None and best.monitor == "val/loss" else None,
             "last_checkpoint": (last.last_model_path or None) if last is not None else None,
             "skipped_steps": int(getattr(pl_module, "skipped_steps", 0) or 0),
             **_fit_times(self._train_start, self._val_seconds),

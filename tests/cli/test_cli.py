@@ -201,7 +201,10 @@ def test_fit_json_says_how_training_ended(fit_run):
     assert summary["global_step"] == summary["max_steps"] == MAX_STEPS
     best = next((fit_run.version / "checkpoints").glob("best-*.ckpt"))
     assert Path(summary["best_checkpoint"]).name == best.name
-    assert math.isfinite(summary["best_val_loss"])
+    assert math.isfinite(summary["best_score"])
+    # the score is named by its monitor; best_val_loss only carries it when that is the validation loss
+    assert summary["best_val_loss"] == (summary["best_score"] if summary["monitor"] == "val/loss" else None)
+    assert summary["monitor"].startswith("val/")
     assert summary["skipped_steps"] == 0
 
 

@@ -74,3 +74,53 @@ def test_params_below_the_split_are_rejected():
         split.top(
             hidden, ids, mask, {"model.layers.0.mlp.up_proj.weight": model.model.layers[0].mlp.up_proj.weight}
         )
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt_neo"])
+def test_cached_autocast_weights_give_exactly_plain_autocast(model_type):
+    """The once-made bf16 copies of the frozen linear weights change nothing but the time."""
+    model = build_tiny_model(model_type).eval().requires_grad_(False)
+    names = resolve_edit_params(model)
+    split = BlockSplit(model, arch_spec(model).blocks, first=1)
+    ids, mask = _rows()
+    g = torch.Generator().manual_seed(1)
+    deltas = {n: 0.3 * torch.randn(model.get_parameter(n).shape, generator=g) for n in names}
+    results = []
+    for cached in (True, False):
+        if not cached:
+            split.casts.weights = {}  # every pass casts every weight, as plain autocast does
+        leaves = {n: w.clone().requires_grad_(True) for n, w in edited_params(model, deltas).items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hidden = split.bottom(ids, mask)
+            plain = split.top(hidden, ids, mask)
+            edited = split.top(hidden, ids, mask, leaves)
+        edited.float().square().mean().backward()
+        results.append((hidden, plain, edited, [leaves[n].grad for n in names]))
+    assert results[0][1].dtype == torch.bfloat16  # the head really ran in bf16
+    for a, b in zip(results[0][:3], results[1][:3], strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(results[0][3], results[1][3], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_cached_autocast_weights_follow_in_place_changes_and_stay_out_of_float32():
+    model = build_tiny_model("llama").eval().requires_grad_(False)
+    split = BlockSplit(model, "model.layers", first=1)
+    ids, mask = _rows()
+    assert split.casts.params(ids.device) == {}  # autocast off: nothing is copied
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = split.top(split.bottom(ids, mask), ids, mask)
+        with torch.no_grad():
+            model.model.layers[0].mlp.down_proj.weight.mul_(3.0)  # below the split: a different hidden
+            model.model.layers[2].mlp.up_proj.weight.mul_(3.0)  # above it: different logits
+        hidden = split.bottom(ids, mask)
+        after = split.top(hidden, ids, mask)
+        split.casts.clear()
+        fresh = split.top(split.bottom(ids, mask), ids, mask)
+    assert not torch.equal(before, after)
+    assert torch.equal(after, fresh)  # the copies were remade, not served stale
+    assert split.casts.params(ids.device) == {}  # outside autocast again
+    with torch.no_grad():
+        exact = split.top(split.bottom(ids, mask), ids, mask)
+    assert exact.dtype == torch.float32
+    assert torch.allclose(exact, model(input_ids=ids, attention_mask=mask).logits, atol=1e-5)

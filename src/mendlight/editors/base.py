@@ -51,6 +51,7 @@ from mendlight.models.functional import (
     model_logits,
     state_fingerprint,
 )
+from mendlight.models.length_buckets import length_buckets, right_padded
 from mendlight.models.loading import load_base_model, load_tokenizer
 from mendlight.models.rowwise import RowwiseEdits
 from mendlight.models.scored_head import has_token_head, scored_positions_only
@@ -248,6 +249,26 @@ class Editor(pl.LightningModule):
         """
         if self.splitter is None or not num_rows(rows):
             return None
+        ids, mask = rows["input_ids"], rows["attention_mask"]
+        if not right_padded(mask):  # trimming columns is exact for right-padded rows only
+            return self._bottom_chunks(ids, mask, chunk)
+        # rows of similar length run together at their own width (models/length_buckets.py): the padding the
+        # stacked rows carry is not computed; the positions past a row's end are zeros (never attended to)
+        lengths = mask.sum(1).clamp(min=1)
+        buckets = length_buckets(lengths)
+        if len(buckets) == 1 and int(lengths.max()) == ids.shape[1]:  # nothing to trim
+            return self._bottom_chunks(ids, mask, chunk)
+        hidden = None
+        for index in buckets:
+            width = int(lengths[index].max())
+            part = self._bottom_chunks(ids[index, :width], mask[index, :width], chunk)
+            if hidden is None:
+                hidden = part.new_zeros(ids.shape[0], ids.shape[1], part.shape[-1])
+            hidden[index, :width] = part
+        return hidden
+
+    def _bottom_chunks(self, ids: torch.Tensor, mask: torch.Tensor, chunk: int | None) -> torch.Tensor:
+        rows: TokenRows = {"input_ids": ids, "attention_mask": mask}  # type: ignore[typeddict-item]
         parts = [
             self.splitter.bottom(p["input_ids"], p["attention_mask"]) for _, p, _ in row_chunks(rows, chunk)
         ]

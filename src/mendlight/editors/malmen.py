@@ -109,7 +109,8 @@ class MALMEN(MEND):
             hidden: their cached hidden states below the lowest edited block (computed per chunk if None).
 
         Returns:
-            ``{weight name: (K [n, key_size], D [n, value_size])}`` in float32, rows in edit-row order.
+            ``{weight name: (K [n, key_size], D [n, value_size])}`` in float32 (float64 for a float64 model),
+            rows in edit-row order.
 
         """
         parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {n: ([], []) for n in self.edit_names}
@@ -143,7 +144,8 @@ class MALMEN(MEND):
                         f"{name!r} ran on {u.shape[0]} token rows, not on the labels' {labels.numel()}"
                     )
                 keep &= (labels != -100).reshape(-1)
-            out[name] = (u[keep].float(), delta[keep].float())
+            at_least_32 = torch.promote_types(u.dtype, torch.float32)  # bf16 → float32; float64 stays
+            out[name] = (u[keep].to(at_least_32), delta[keep].to(at_least_32))
         capture.clear()  # a chunk's activations must not pile up over the chunks
         return out
 

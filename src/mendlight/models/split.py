@@ -11,6 +11,9 @@ returns its input hidden states; the top pass temporarily shortens the block ``M
 and injects the cached hidden states with a pre-hook on the first of them (parameter names are renamed
 accordingly for ``functional_call``). Tests check that the logits equal a full forward for every architecture
 in the table.
+
+Under autocast (bf16-mixed) both parts use copies of the frozen linear weights in the autocast dtype made
+once (:class:`~mendlight.models.autocast_weights.FrozenLinearCasts`), not cast anew by every pass.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from contextlib import contextmanager
 
 import torch
 from torch.func import functional_call
+
+from mendlight.models.autocast_weights import FrozenLinearCasts
 
 
 class _StopForward(Exception):
@@ -51,6 +56,20 @@ class BlockSplit:
         self.blocks = getattr(self._parent, attr)
         self.first = first
         self._rename = re.compile(rf"^{re.escape(blocks_path)}\.(\d+)\.")
+        self.casts = FrozenLinearCasts(model)
+
+    def _block_index(self, name: str) -> int | None:
+        match = self._rename.match(name)
+        return None if match is None else int(match.group(1))
+
+    def _cast_params(self, device: torch.device, bottom: bool) -> dict[str, torch.Tensor]:
+        """Cached autocast copies of the frozen linear weights the bottom (or top) part runs."""
+        casts = self.casts.params(device)
+        if bottom:
+            return {
+                n: w for n, w in casts.items() if (i := self._block_index(n)) is not None and i < self.first
+            }
+        return {n: w for n, w in casts.items() if (i := self._block_index(n)) is None or i >= self.first}
 
     @torch.no_grad()
     def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -60,8 +79,13 @@ class BlockSplit:
             raise _StopForward(_hidden_arg(args, kwargs))
 
         handle = self.blocks[self.first].register_forward_pre_hook(stop, with_kwargs=True)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+        casts = self._cast_params(input_ids.device, bottom=True)
         try:
-            self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            if casts:
+                functional_call(self.model, casts, args=(), kwargs=kwargs, strict=False)
+            else:
+                self.model(**kwargs)
         except _StopForward as caught:
             return caught.hidden.detach()
         finally:
@@ -116,9 +140,12 @@ class BlockSplit:
 
         """
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+        substitute = {**self._cast_params(hidden.device, bottom=False), **(params or {})}
         with self._top_only(hidden):
-            if not params:
+            if not substitute:
                 return self.model(**kwargs).logits
+            # untied: a cached copy of a head tied to the input embeddings must not replace the embeddings
+            # too (their dtype sets that of the rotary tables); the edited weights are never tied
             return functional_call(
-                self.model, self._renamed(params), args=(), kwargs=kwargs, strict=False
+                self.model, self._renamed(substitute), args=(), kwargs=kwargs, strict=False, tie_weights=False
             ).logits
