@@ -63,6 +63,22 @@ def test_within_epsilon_answers_the_stored_target_and_others_are_untouched(dm):
     assert wide.greedy_outputs(batch["edit"], wide._last_deltas) == [" City0"]  # the target, as continued
 
 
+@pytest.mark.parametrize("epsilon", [1e-3, 1e6])
+def test_scored_logits_equal_the_whole_logits_read_at_the_positions(dm, epsilon):
+    """The head at the scored positions only gives what the whole logits give there, matched rows included."""
+    cache = Cache(base_model=TINY, epsilon=epsilon)
+    batch = dm.make_batch([_record(0), _record(1)], train=False)
+    stored = cache.edit(batch["edit"])
+    for rows in (batch["edit"], batch["equiv"], batch["loc"]):
+        labels = rows["labels"] != -100
+        everything = rows["attention_mask"].bool()  # e.g. the locality KL over the whole input
+        for positions in (labels, everything):
+            whole = cache.forward_rows(rows, stored)[positions]
+            scored = cache.eval_logits(rows, positions, stored)
+            torch.testing.assert_close(scored, whole, rtol=0, atol=1e-5)
+    assert int((cache.matches(batch["loc"], stored) >= 0).sum()) == (2 if epsilon > 1 else 0)
+
+
 def test_batched_and_merged_caches_keep_every_entry(dm):
     cache = Cache(base_model=TINY, epsilon=1e-3)
     a = cache.edit(dm.make_batch([_record(0), _record(1)], train=False)["edit"])

@@ -15,6 +15,7 @@ classifier row gets the logit ``±ANSWER_MARGIN`` of the stored label.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
@@ -88,6 +89,20 @@ def input_mask(rows: TokenRows) -> torch.Tensor:
     return (torch.where(prompt_rows[:, None], prompt, torch.ones_like(prompt)) & mask.bool()).long()
 
 
+def _answered_positions(
+    rows: TokenRows, cache: CacheEdit, match: torch.Tensor
+) -> Iterator[tuple[int, int, int]]:
+    """``(row, position, token)``: each scored position of a matched token row, with its stored target token.
+
+    A matched row predicts the stored target's tokens at its scored positions in order (as many as both have).
+    """
+    for r in torch.nonzero(match >= 0).flatten().tolist():
+        target = cache.targets[match[r]]
+        positions = torch.nonzero(rows["labels"][r] != -100).flatten().tolist()
+        for pos, token in zip(positions, target[target != -100].tolist(), strict=False):
+            yield r, pos, token
+
+
 class Cache(Editor):
     """The paper's caching baseline (Appendix G): nearest stored edit within ε in hidden-state space.
 
@@ -144,27 +159,58 @@ class Cache(Editor):
         best, index = dist.min(dim=1)
         return torch.where(best < self.hparams.epsilon, index, torch.full_like(index, -1))
 
+    def _matches_of(self, rows: TokenRows, deltas: ParamDeltas | None) -> torch.Tensor | None:
+        """:meth:`matches` against a cache edit, or None when there is none or no row matches."""
+        if not isinstance(deltas, CacheEdit):
+            return None
+        match = self.matches(rows, deltas)
+        return match if bool((match >= 0).any()) else None
+
     def forward_rows(
         self, rows: TokenRows, deltas: ParamDeltas | None = None, hidden: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The unedited model's logits, with every row that matches a stored edit answering its target."""
         logits = super().forward_rows(rows, None, hidden)
-        if not isinstance(deltas, CacheEdit):
-            return logits
-        match = self.matches(rows, deltas)
-        if not (match >= 0).any():
+        match = self._matches_of(rows, deltas)
+        if match is None:
             return logits
         logits = logits.clone()
-        for r in torch.nonzero(match >= 0).flatten().tolist():
-            target = deltas.targets[match[r]]
-            if logits.ndim == 1:
-                logits[r] = ANSWER_MARGIN if int(target) == 1 else -ANSWER_MARGIN
-                continue
-            positions = torch.nonzero(rows["labels"][r] != -100).flatten()
-            tokens = target[target != -100]
-            for pos, token in zip(positions.tolist(), tokens.tolist(), strict=False):
-                logits[r, pos] = 0.0
-                logits[r, pos, token] = ANSWER_MARGIN
+        if logits.ndim == 1:  # a classifier: the stored label's logit
+            for r in torch.nonzero(match >= 0).flatten().tolist():
+                logits[r] = ANSWER_MARGIN if int(deltas.targets[match[r]]) == 1 else -ANSWER_MARGIN
+            return logits
+        for r, pos, token in _answered_positions(rows, deltas, match):
+            logits[r, pos] = 0.0
+            logits[r, pos, token] = ANSWER_MARGIN
+        return logits
+
+    def eval_logits(
+        self,
+        rows: TokenRows,
+        positions: torch.Tensor,
+        deltas: ParamDeltas | None,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward_rows` read at ``positions`` (``[N, classes]``, row-major), without full logits.
+
+        The unedited model's head runs at ``positions`` only (as for every other editor); a matched row's
+        scored positions then answer its stored target, exactly as :meth:`forward_rows` would have, without
+        making the ``[rows, T, vocab]`` logits of every row group.
+        """
+        if rows["labels"].ndim != 2:  # a classifier's logits are one per row: the whole form is cheap
+            return super().eval_logits(rows, positions, deltas, hidden)
+        logits = self.scored_logits(rows, positions, lambda: Editor.forward_rows(self, rows, None, hidden))
+        match = self._matches_of(rows, deltas)
+        if match is None:
+            return logits
+        logits = logits.clone()
+        keep = positions.bool()
+        packed_index = keep.reshape(-1).long().cumsum(0).reshape(keep.shape) - 1  # (row, t) → packed row
+        for r, pos, token in _answered_positions(rows, deltas, match):
+            if keep[r, pos]:
+                at = int(packed_index[r, pos])
+                logits[at] = 0.0
+                logits[at, token] = ANSWER_MARGIN
         return logits
 
     def greedy_outputs(
