@@ -8,7 +8,9 @@ profile of ``experiments/bench_train.py``). :class:`FrozenLinearCasts` makes eac
 ``torch.func.functional_call`` in place of the weight. Autocast's own cast of a float32 weight rounds it the
 same way, so logits and gradients are bit-identical to plain autocast (tested); only the time changes.
 
-A copy is remade when its weight changes (its in-place version counter, data pointer or device), so an
+The copies take half the float32 weights' memory (about 270 MB for SmolLM2-135M, whose output head is
+tied to its input embeddings), and only exist while passes run under autocast. A copy is remade when its
+weight changes (its in-place version counter, data pointer or device), so an
 in-place edit of the base model is never served a stale copy. Weights that require grad are never copied:
 autocast caches those itself within a step, and they are the ones training changes.
 """
