@@ -252,8 +252,9 @@ class Editor(pl.LightningModule):
         ids, mask = rows["input_ids"], rows["attention_mask"]
         if not right_padded(mask):  # trimming columns is exact for right-padded rows only
             return self._bottom_chunks(ids, mask, chunk)
-        # rows of similar length run together at their own width (models/length_buckets.py): the padding the
-        # stacked rows carry is not computed; the positions past a row's end are zeros (never attended to)
+        # rows of similar length run together at their own width (models/length_buckets.py): most of the
+        # padding the stacked rows carry is not computed; positions past a group's width are left as zeros
+        # (padding, which no real position attends to)
         lengths = mask.sum(1).clamp(min=1)
         buckets = length_buckets(lengths)
         if len(buckets) == 1 and int(lengths.max()) == ids.shape[1]:  # nothing to trim

@@ -2,22 +2,20 @@
 
 Under ``torch.autocast`` (``--trainer.precision bf16-mixed``) every ``nn.Linear`` casts its float32 weight to
 the autocast dtype on every call. Autocast keeps a cast only for weights that require grad, so the frozen base
-model — every weight but the few an editor changes — is cast anew by every pass: on a 2-core CPU training
-MEND on SmolLM2 in bf16, those copies were about an eighth of a training step (``aten::copy_`` in the
-profile of ``experiments/bench_train.py``). :class:`FrozenLinearCasts` makes each copy once and hands it to
+model — every weight but the few an editor changes — is cast anew by every pass; in a profile of a bf16 MEND
+training step on SmolLM2 (2-core CPU, taken while another job shared it) those casts (``aten::copy_``) were
+about an eighth of the CPU time. :class:`FrozenLinearCasts` makes each copy once and hands it to
 ``torch.func.functional_call`` in place of the weight. Autocast's own cast of a float32 weight rounds it the
 same way, so logits and gradients are bit-identical to plain autocast (tested); only the time changes.
 
-The copies take half the float32 weights' memory (about 270 MB for SmolLM2-135M, whose output head is
-tied to its input embeddings), and only exist while passes run under autocast. A copy is remade when its
-weight changes (its in-place version counter, data pointer or device), so an
-in-place edit of the base model is never served a stale copy. Weights that require grad are never copied:
-autocast caches those itself within a step, and they are the ones training changes.
+The copies take half the float32 weights' memory (about 270 MB for SmolLM2-135M, whose output head is tied
+to its input embeddings). They are made by the first pass under autocast and kept until :meth:`clear`; outside
+autocast none are used. A copy is remade when its weight changes (its in-place version counter, data pointer
+or device), so an in-place edit of the base model is never served a stale copy. Weights that require grad are
+never copied: autocast caches those itself within a step, and they are the ones training changes.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import torch
 
@@ -35,18 +33,16 @@ class FrozenLinearCasts:
     """Cached autocast-dtype copies of the weights of a model's frozen ``nn.Linear`` modules.
 
     Args:
-        model: the model whose linear weights are copied.
-        names: which ``nn.Linear`` modules to cover (full module names); None: all of them.
+        model: the model whose linear weights are copied (every ``nn.Linear`` in it).
 
     """
 
-    def __init__(self, model: torch.nn.Module, names: Iterable[str] | None = None) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
-        wanted = None if names is None else set(names)
         self.weights = {
             f"{name}.weight": module.weight
             for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and (wanted is None or name in wanted)
+            if isinstance(module, torch.nn.Linear)
         }
         self._copies: dict[str, tuple[tuple, torch.Tensor]] = {}
 

@@ -57,19 +57,12 @@ class BlockSplit:
         self.first = first
         self._rename = re.compile(rf"^{re.escape(blocks_path)}\.(\d+)\.")
         self.casts = FrozenLinearCasts(model)
-
-    def _block_index(self, name: str) -> int | None:
-        match = self._rename.match(name)
-        return None if match is None else int(match.group(1))
+        below = (self._rename.match(n) for n in self.casts.weights)  # the bottom part's own weights
+        self._below = {m.string for m in below if m is not None and int(m.group(1)) < first}
 
     def _cast_params(self, device: torch.device, bottom: bool) -> dict[str, torch.Tensor]:
         """Cached autocast copies of the frozen linear weights the bottom (or top) part runs."""
-        casts = self.casts.params(device)
-        if bottom:
-            return {
-                n: w for n, w in casts.items() if (i := self._block_index(n)) is not None and i < self.first
-            }
-        return {n: w for n, w in casts.items() if (i := self._block_index(n)) is None or i >= self.first}
+        return {n: w for n, w in self.casts.params(device).items() if (n in self._below) == bottom}
 
     @torch.no_grad()
     def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
