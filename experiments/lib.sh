@@ -60,3 +60,18 @@ large_qa_records() {
   LARGE_QA=data/facts_qa_large
   "$BIN/python" -m mendlight.data.builders.facts --out "$LARGE_QA" --prompt-style question --n-cities 10000
 }
+
+# trained_row KEY LABEL STEM CONFIG...: when KEY is one of the words of $ROWS_WANTED, the `mendlight table`
+# arguments of a trained editor (`--editor "LABEL=<run>"`) are appended to the array TRAINED_EDITORS, the
+# editor trained (or resumed) by ensure_fit first if need be; with TRAIN=0 an untrained editor is left out.
+TRAINED_EDITORS=()
+trained_row() {
+  local key=$1 label=$2 stem=$3
+  shift 3
+  [[ " $ROWS_WANTED " == *" $key "* ]] || return 0
+  if ensure_fit "$stem" "$@"; then
+    TRAINED_EDITORS+=(--editor "$label=$FIT_RUN")
+  else
+    echo "== $label: no finished run of $stem and TRAIN=0: left out"
+  fi
+}

@@ -18,30 +18,20 @@
 # Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
 # session ended) is resumed from its last.ckpt. Test records per k: two
 # batches of k, at least 250. Cache ε: the one picked on validation by experiments/table4.sh (or 2.6333).
+# Every row is tested in float32 (--trainer.precision 32-true), also an editor trained with bf16-mixed.
 # Writes OUT_<set>_k<k>.{md,json} and OUT_<set>.{md,json,png} (log-scale k axis).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 batched=configs/train/batched25.yaml
-rows=" ${ROWS:-mend mend25 malmen25 enn enn25 ft cache} "
-trained=()  # --editor arguments of the trained editors
-# trained KEY LABEL STEM CONFIG...: the row of a trained editor, trained (or resumed) first if need be
-trained() {
-  local key=$1 label=$2 stem=$3
-  shift 3
-  [[ $rows == *" $key "* ]] || return 0
-  if ensure_fit "$stem" "$@"; then
-    trained+=(--editor "$label=$FIT_RUN")
-  else
-    echo "== $label: no finished run of $stem and TRAIN=0: left out"
-  fi
-}
-trained mend "MEND" smollm2_qa "$cfg"
-trained mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
-trained malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
-trained enn "ENN" smollm2_qa+enn "$cfg" configs/editor/enn.yaml
-trained enn25 "ENN ×25" smollm2_qa+enn+batched25 "$cfg" configs/editor/enn.yaml "$batched"
+ROWS_WANTED=${ROWS:-mend mend25 malmen25 enn enn25 ft cache}
+rows=" $ROWS_WANTED "
+trained_row mend "MEND" smollm2_qa "$cfg"
+trained_row mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
+trained_row malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
+trained_row enn "ENN" smollm2_qa+enn "$cfg" configs/editor/enn.yaml
+trained_row enn25 "ENN ×25" smollm2_qa+enn+batched25 "$cfg" configs/editor/enn.yaml "$batched"
 eps_cfg=experiments/results/table4_qa_cache.yaml
 [ -f "$eps_cfg" ] || printf 'model:\n  init_args:\n    epsilon: 2.6333\n' > "$eps_cfg"
 eps=$(awk '/epsilon:/ {print $2}' "$eps_cfg")
@@ -59,7 +49,7 @@ for set in ${SETS:-mixed hard}; do
   for k in ${KS:-1 5 25 125 500 1000}; do
     [ "$k" -le "$max_k" ] || { echo "== $set: skipping k = $k (the split holds fewer than 2k records)"; continue; }
     records=$(( 2 * k > 250 ? 2 * k : 250 ))
-    editors=("${trained[@]}")
+    editors=("${TRAINED_EDITORS[@]}")
     [[ $rows == *" ft "* && " ${KS_FT:-1 5 25 125} " == *" $k "* ]] &&
       editors+=(--editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg")
     [[ $rows == *" cache "* ]] && editors+=(--editor "Cache (ε=$eps)=$cfg,configs/editor/cache.yaml,$eps_cfg")
@@ -68,7 +58,8 @@ for set in ${SETS:-mixed hard}; do
       --title "Batched editing ($label): k = $k simultaneous edits" \
       --command "KS=$k SETS=$set${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
       "${editors[@]}" \
-      -- --data.init_args.eval_n_edits "$k" --data.init_args.max_eval_records "$records" "${options[@]}"
+      -- --trainer.precision 32-true --data.init_args.eval_n_edits "$k" --data.init_args.max_eval_records "$records" \
+      "${options[@]}"
     tables+=("$out.json")
   done
   "$BIN/python" experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " --log-x \
