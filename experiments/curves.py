@@ -2,7 +2,9 @@
 
 Each input is the OUT.json of `mendlight table`; its title carries the x value after a marker
 (``--x-from-title "k = "`` reads 25 from "... k = 25 simultaneous edits"). For every editor row the edit
-success (ES, ES on rephrases) and the table's drawdown are collected per x.
+success (ES, ES on rephrases) and the table's drawdown are collected per x. Inputs may be partial runs (a
+few editors at one x each); where two inputs hold the same editor label at the same x, the later input on the
+command line counts (so a retrained editor's rows, given last, replace its earlier ones).
 
     python experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " \
         --title "Batched editing" --out experiments/results/table5 experiments/results/table5_k*.json
@@ -172,7 +174,12 @@ def tb_from_curve(curve_json: Path) -> Path:
 def main() -> None:
     """Write OUT.md, OUT.json, OUT.png and the figure into TensorBoard (OUT_tb/)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("tables", nargs="*", type=Path, help="OUT.json files of `mendlight table`")
+    parser.add_argument(
+        "tables",
+        nargs="*",
+        type=Path,
+        help="OUT.json files of `mendlight table`; for one editor at one x the last file counts",
+    )
     parser.add_argument(
         "--tb-from", type=Path, nargs="+", help="only rewrite OUT_tb/ of these curve OUT.json"
     )

@@ -35,6 +35,19 @@ def test_curve_table_has_edit_time_and_template_share_per_k(tmp_path):
     assert "template share" not in no_share
 
 
+def test_partial_runs_combine_and_the_later_file_counts_for_one_editor_at_one_k(tmp_path):
+    early = _table(tmp_path / "early.json", 25, 0.25, 1.0, 0.2)  # MEND 0.25, MALMEN 1.0 at k = 25
+    late = json.loads(early.read_text())
+    late["rows"] = [{**late["rows"][1], "subsets": {"all": {**late["rows"][1]["subsets"]["all"], "es": 0.5}}}]
+    (tmp_path / "late.json").write_text(json.dumps(late))  # only MALMEN, retrained, at k = 25
+    other_k = _table(tmp_path / "k1.json", 1, 0.75, 0.5, None)
+    xs, series = curves.load_points([early, tmp_path / "late.json", other_k], "k = ")
+    assert xs == [1.0, 25.0]
+    assert series["MALMEN"][25.0]["es"] == 0.5 and series["MEND"][25.0]["es"] == 0.25
+    _, reversed_order = curves.load_points([tmp_path / "late.json", early], "k = ")
+    assert reversed_order["MALMEN"][25.0]["es"] == 1.0
+
+
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
