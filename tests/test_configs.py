@@ -9,6 +9,7 @@ editors are tested instead).
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from mendlight.cli import main
@@ -174,15 +175,14 @@ def test_table6_fragments_are_the_paper_ablations():
         )
 
 
-def _fit_qa_with_fragment(fragment: Path, dataset: Path, tmp_path: Path) -> None:
-    """One MEND training step of the QA setting composed with ``fragment``, on a tiny Llama."""
+def _fit_qa_with_fragment(fragment: Path, dataset: Path, tmp_path: Path, *more: Path) -> None:
+    """One training step of the QA setting composed with ``fragment`` (then ``more``), on a tiny Llama."""
     main(
         [
             "fit",
             "-c",
             str(CONFIGS / "smollm2_qa.yaml"),
-            "-c",
-            str(fragment),
+            *[arg for path in (fragment, *more) for arg in ("-c", str(path))],
             "--model.init_args.base_model=tiny-random-llama",
             "--model.init_args.rank=4",
             f"--data.init_args.dataset={dataset}",
@@ -265,6 +265,23 @@ def test_batched_training_fragment_makes_five_edits_per_step(tmp_path, no_argv):
     assert saved["data"]["init_args"]["n_edits"] == 5
     assert saved["trainer"]["max_steps"] == 1  # the command line still overrides the fragment
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_learning_rate_fragment_sets_adam_for_the_editor_networks_and_keeps_the_step_size_rate(
+    tmp_path, no_argv
+):
+    path = CONFIGS / "train" / "lr1e-4.yaml"
+    assert path.read_text().startswith(
+        "# mendlight fit -c configs/smollm2_qa.yaml -c configs/editor/malmen.yaml "
+    )
+    malmen = CONFIGS / "editor" / "malmen.yaml"
+    _fit_qa_with_fragment(malmen, _dataset(tmp_path, "completion"), tmp_path, path)
+    run = next((tmp_path / "runs" / "smollm2_qa+malmen+lr1e-4").glob("version_*"))
+    saved = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert saved["class_path"] == "mendlight.editors.MALMEN"  # the editor fragment's class is kept
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    groups = checkpoint["optimizer_states"][0]["param_groups"]
+    assert [group["lr"] for group in groups] == [1e-4, 1e-5]  # networks and λ at 1e-4; η at MALMEN's lr_lr
 
 
 def test_long_run_config_stops_early_on_validation_es_within_two_and_a_half_hours():
