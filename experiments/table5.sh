@@ -14,7 +14,8 @@
 #          earlier Table 5 drew (228 of its 250 records shared one template)
 #   KS_FT  the k FT runs at: fine-tuning on 1,000 edits at once takes hours per batch on 2 CPUs
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
-#          configs/train/lr1e-4.yaml, instead of the public 1e-5); TRAIN=0 trains nothing and leaves out the editors not yet trained
+#          configs/train/lr1e-4.yaml, instead of the public 1e-5); TRAIN=0 trains nothing and leaves out
+#          the editors not yet trained
 #   OUT    the results' path prefix (default experiments/results/table5)
 # Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
 # session ended) is resumed from its last.ckpt. Test records per k: two
