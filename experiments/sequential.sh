@@ -2,10 +2,12 @@
 # Sequential editing curve: ES and drawdown after n = 1, 10, 100 and 1000 edits made one after another (each on
 # the model the previous edits left, all evaluated after the last), question answering on SmolLM2-135M.
 #
-# Usage: [NS="1 10 100 1000"] [ROWS="mend malmen25"] [SET=mixed|cities] [TRAIN=0] [OUT=...] bash experiments/sequential.sh
+# Usage: [NS="1 10 100 1000"] [ROWS="mend malmen25 malmen25lr"] [SET=mixed|cities] [TRAIN=0] [OUT=...] bash experiments/sequential.sh
 #   ROWS   mend      MEND trained on single edits (configs/smollm2_qa.yaml)
 #          malmen25  MALMEN trained at k = 25 (configs/smollm2_qa.yaml + configs/editor/malmen.yaml +
 #                    configs/train/batched25.yaml); each edit of a chain is one fact, a one-key solve
+#          malmen25lr  the same trained with Adam at 1e-4 (+ configs/train/lr1e-4.yaml), the best MALMEN of
+#                    experiments/table5.sh
 #   SET    mixed     the facts-qa test split (27 relations, the records of experiments/table5.sh's mixed set;
 #                    default); results in experiments/results/sequential_mixed*
 #          cities    the large question-answering record set (experiments/lib.sh: large_qa_records), the set
@@ -18,10 +20,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
-ROWS_WANTED=${ROWS:-mend malmen25}
+ROWS_WANTED=${ROWS:-mend malmen25 malmen25lr}
 trained_row mend "MEND" smollm2_qa "$cfg"
 trained_row malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml \
   configs/train/batched25.yaml
+trained_row malmen25lr "MALMEN ×25, Adam 1e-4" smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml \
+  configs/train/batched25.yaml configs/train/lr1e-4.yaml
 case ${SET:-mixed} in
   mixed) data=(); out=${OUT:-experiments/results/sequential_mixed}; label="facts-qa test split, 27 relations" ;;
   cities) large_qa_records; data=(--data.init_args.dataset "$LARGE_QA"); out=${OUT:-experiments/results/sequential}

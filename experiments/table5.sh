@@ -5,7 +5,8 @@
 # trained on single edits, FT (fine-tuned on all k edits of a batch at once) and the cache.
 #
 # Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25
-#        malmen25lr enn enn25 ft cache"] [TRAIN=0] [OUT=experiments/results/table5] bash experiments/table5.sh
+#        malmen25lr malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0] [OUT=experiments/results/table5]
+#        bash experiments/table5.sh
 #   mixed  the test split of facts-qa (2,801 records over 27 relations, in a seeded order that mixes
 #          relations): batches drawn at random across relations and question templates, so k = 1,000 is two
 #          batches; each table says the largest share one template held in a batch
@@ -14,8 +15,10 @@
 #          earlier Table 5 drew (228 of its 250 records shared one template)
 #   KS_FT  the k FT runs at: fine-tuning on 1,000 edits at once takes hours per batch on 2 CPUs
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
-#          configs/train/lr1e-4.yaml, instead of the public 1e-5); TRAIN=0 trains nothing and leaves out
-#          the editors not yet trained
+#          configs/train/lr1e-4.yaml, instead of the public 1e-5; malmen25lr6 the same editing the last 6
+#          blocks' MLPs, configs/train/last6blocks.yaml; malmen125lr continues malmen25lr's best checkpoint
+#          at k = 125, configs/train/batched125.yaml); TRAIN=0 trains nothing and leaves out the editors
+#          not yet trained
 #   OUT    the results' path prefix (default experiments/results/table5)
 # Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
 # session ended) is resumed from its last.ckpt. Test records per k: two
@@ -27,13 +30,25 @@ cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 batched=configs/train/batched25.yaml
-ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr enn enn25 ft cache}
+ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr malmen25lr6 malmen125lr enn enn25 ft cache}
 rows=" $ROWS_WANTED "
 trained_row mend "MEND" smollm2_qa "$cfg"
 trained_row mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
 trained_row malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
 trained_row malmen25lr "MALMEN ×25, Adam 1e-4" smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml \
   "$batched" configs/train/lr1e-4.yaml
+trained_row malmen25lr6 "MALMEN ×25, Adam 1e-4, last 6 blocks" smollm2_qa+malmen+batched25+lr1e-4+last6blocks "$cfg" \
+  configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml configs/train/last6blocks.yaml
+if [[ $rows == *" malmen125lr "* ]]; then  # continues the k = 25 editor (trained first if need be) at k = 125
+  if ensure_fit smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml "$batched" \
+    configs/train/lr1e-4.yaml; then
+    warm=$(ls -t "$FIT_RUN"/checkpoints/best-*.ckpt | head -1)
+    trained_row malmen125lr "MALMEN ×125 (from ×25), Adam 1e-4" smollm2_qa+malmen+batched125+lr1e-4 "$cfg" \
+      configs/editor/malmen.yaml configs/train/batched125.yaml configs/train/lr1e-4.yaml -- --ckpt_path "$warm"
+  else
+    echo "== MALMEN ×125: no finished MALMEN ×25 (Adam 1e-4) run to continue and TRAIN=0: left out"
+  fi
+fi
 trained_row enn "ENN" smollm2_qa+enn "$cfg" configs/editor/enn.yaml
 trained_row enn25 "ENN ×25" smollm2_qa+enn+batched25 "$cfg" configs/editor/enn.yaml "$batched"
 eps_cfg=experiments/results/table4_qa_cache.yaml

@@ -294,3 +294,63 @@ def test_long_run_config_stops_early_on_validation_es_within_two_and_a_half_hour
     # every editor composed with the setting (FT, the cache) edits one record at a time in evaluation, as MEND
     # with independent edits does: the long run's table compares single edits
     assert cfg["data"]["init_args"]["eval_n_edits"] == 1
+
+
+MALMEN_COMMAND = "# mendlight fit -c configs/smollm2_qa.yaml -c configs/editor/malmen.yaml "
+
+
+def test_last_six_blocks_fragment_edits_the_mlps_of_smollm2s_last_six_blocks():
+    from mendlight.models.arch import resolve_edit_params
+    from mendlight.models.tiny import build_tiny_model
+
+    path = CONFIGS / "train" / "last6blocks.yaml"
+    assert path.read_text().startswith(MALMEN_COMMAND)
+    patterns = yaml.safe_load(path.read_text())["model"]["init_args"]["edit_params"]
+    model = build_tiny_model("llama", num_hidden_layers=30)  # SmolLM2-135M's depth, Llama names
+    weights = ("gate", "up", "down")
+    expected = [f"model.layers.{i}.mlp.{w}_proj.weight" for i in range(24, 30) for w in weights]
+    assert resolve_edit_params(model, patterns) == expected
+    assert resolve_edit_params(model)[0] == "model.layers.27.mlp.gate_proj.weight"  # the table's default: 3
+
+
+def test_batched125_fragment_continues_a_k25_editor_at_a_larger_k(tmp_path, no_argv):
+    """batched125.yaml is used with --ckpt_path of a k = 25 run: resuming at another n_edits must work."""
+    path = CONFIGS / "train" / "batched125.yaml"
+    assert path.read_text().startswith(MALMEN_COMMAND)
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["data"]["init_args"]["n_edits"] == 125
+    assert cfg["trainer"]["max_time"] == "00:02:30:00"  # counts the k = 25 run's time too
+    root = tmp_path / "data-completion"
+    for split in ("train", "val", "test"):
+        write_records(root / f"{split}.jsonl", [_record(i, "completion") for i in range(16)])
+    malmen = CONFIGS / "editor" / "malmen.yaml"
+    _fit_qa_with_fragment(malmen, root, tmp_path, CONFIGS / "train" / "batched5.yaml")
+    first = next((tmp_path / "runs" / "smollm2_qa+malmen+batched5").glob("version_*"))
+    main(
+        [
+            "fit",
+            "-c",
+            str(CONFIGS / "smollm2_qa.yaml"),
+            "-c",
+            str(malmen),
+            "-c",
+            str(path),
+            "--model.init_args.base_model=tiny-random-llama",
+            "--model.init_args.rank=4",
+            f"--data.init_args.dataset={root}",
+            "--data.init_args.n_edits=8",  # the 16 records hold no 125-edit batch
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+            "--trainer.max_steps=3",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            f"--ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+        ]
+    )
+    second = next((tmp_path / "runs" / "smollm2_qa+malmen+batched125").glob("version_*"))
+    assert yaml.safe_load((second / "config.yaml").read_text())["data"]["init_args"]["n_edits"] == 8
+    before = torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)
+    after = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
+    assert (before["global_step"], after["global_step"]) == (1, 3)  # went on from the first run's step
+    changed = [k for k, v in after["state_dict"].items() if not torch.equal(v, before["state_dict"][k])]
+    assert any(k.startswith("transforms.") for k in changed)  # the networks trained on from the first run's
