@@ -35,13 +35,12 @@ rows=" $ROWS_WANTED "
 trained_row mend "MEND" smollm2_qa "$cfg"
 trained_row mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
 trained_row malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
-trained_row malmen25lr "MALMEN ×25, Adam 1e-4" smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml \
-  "$batched" configs/train/lr1e-4.yaml
+malmen25lr=(smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml)
+trained_row malmen25lr "MALMEN ×25, Adam 1e-4" "${malmen25lr[@]}"
 trained_row malmen25lr6 "MALMEN ×25, Adam 1e-4, last 6 blocks" smollm2_qa+malmen+batched25+lr1e-4+last6blocks "$cfg" \
   configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml configs/train/last6blocks.yaml
 if [[ $rows == *" malmen125lr "* ]]; then  # continues the k = 25 editor (trained first if need be) at k = 125
-  if ensure_fit smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml "$batched" \
-    configs/train/lr1e-4.yaml; then
+  if ensure_fit "${malmen25lr[@]}"; then
     warm=$(ls -t "$FIT_RUN"/checkpoints/best-*.ckpt | head -1)
     trained_row malmen125lr "MALMEN ×125 (from ×25), Adam 1e-4" smollm2_qa+malmen+batched125+lr1e-4 "$cfg" \
       configs/editor/malmen.yaml configs/train/batched125.yaml configs/train/lr1e-4.yaml -- --ckpt_path "$warm"

@@ -175,8 +175,13 @@ def test_table6_fragments_are_the_paper_ablations():
         )
 
 
-def _fit_qa_with_fragment(fragment: Path, dataset: Path, tmp_path: Path, *more: Path) -> None:
-    """One training step of the QA setting composed with ``fragment`` (then ``more``), on a tiny Llama."""
+def _fit_qa_with_fragment(
+    fragment: Path, dataset: Path, tmp_path: Path, *more: Path, extra: tuple[str, ...] = ()
+) -> None:
+    """One training step of the QA setting composed with ``fragment`` (then ``more``), on a tiny Llama.
+
+    ``extra`` command-line arguments come last, so they override the defaults here.
+    """
     main(
         [
             "fit",
@@ -193,6 +198,7 @@ def _fit_qa_with_fragment(fragment: Path, dataset: Path, tmp_path: Path, *more: 
             "--trainer.limit_val_batches=1",
             "--trainer.enable_progress_bar=false",
             "--trainer.enable_model_summary=false",
+            *extra,
         ]
     )
 
@@ -326,27 +332,12 @@ def test_batched125_fragment_continues_a_k25_editor_at_a_larger_k(tmp_path, no_a
     malmen = CONFIGS / "editor" / "malmen.yaml"
     _fit_qa_with_fragment(malmen, root, tmp_path, CONFIGS / "train" / "batched5.yaml")
     first = next((tmp_path / "runs" / "smollm2_qa+malmen+batched5").glob("version_*"))
-    main(
-        [
-            "fit",
-            "-c",
-            str(CONFIGS / "smollm2_qa.yaml"),
-            "-c",
-            str(malmen),
-            "-c",
-            str(path),
-            "--model.init_args.base_model=tiny-random-llama",
-            "--model.init_args.rank=4",
-            f"--data.init_args.dataset={root}",
-            "--data.init_args.n_edits=8",  # the 16 records hold no 125-edit batch
-            f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
-            "--trainer.max_steps=3",
-            "--trainer.limit_val_batches=1",
-            "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false",
-            f"--ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
-        ]
+    extra = (
+        "--data.init_args.n_edits=8",
+        "--trainer.max_steps=3",
+        f"--ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
     )
+    _fit_qa_with_fragment(malmen, root, tmp_path, path, extra=extra)  # 16 records hold no 125-edit batch: 8
     second = next((tmp_path / "runs" / "smollm2_qa+malmen+batched125").glob("version_*"))
     assert yaml.safe_load((second / "config.yaml").read_text())["data"]["init_args"]["n_edits"] == 8
     before = torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)
