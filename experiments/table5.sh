@@ -5,7 +5,8 @@
 # trained on single edits, FT (fine-tuned on all k edits of a batch at once) and the cache.
 #
 # Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25
-#        malmen25lr malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0] [OUT=experiments/results/table5]
+#        malmen25lr malmen25lr2 malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0]
+#        [OUT=experiments/results/table5]
 #        bash experiments/table5.sh
 #   mixed  the test split of facts-qa (2,801 records over 27 relations, in a seeded order that mixes
 #          relations): batches drawn at random across relations and question templates, so k = 1,000 is two
@@ -17,7 +18,8 @@
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
 #          configs/train/lr1e-4.yaml, instead of the public 1e-5; malmen25lr6 the same editing the last 6
 #          blocks' MLPs, configs/train/last6blocks.yaml; malmen125lr continues malmen25lr's best checkpoint
-#          at k = 125, configs/train/batched125.yaml); TRAIN=0 trains nothing and leaves out the editors
+#          at k = 125, configs/train/batched125.yaml; malmen25lr2 tests malmen25lr with two edit rounds,
+#          configs/test/rounds2.yaml); TRAIN=0 trains nothing and leaves out the editors
 #          not yet trained
 #   OUT    the results' path prefix (default experiments/results/table5)
 # Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
@@ -30,13 +32,20 @@ cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 batched=configs/train/batched25.yaml
-ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr malmen25lr6 malmen125lr enn enn25 ft cache}
+ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr malmen25lr2 malmen25lr6 malmen125lr enn enn25 ft cache}
 rows=" $ROWS_WANTED "
 trained_row mend "MEND" smollm2_qa "$cfg"
 trained_row mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
 trained_row malmen25 "MALMEN ×25" smollm2_qa+malmen+batched25 "$cfg" configs/editor/malmen.yaml "$batched"
 malmen25lr=(smollm2_qa+malmen+batched25+lr1e-4 "$cfg" configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml)
 trained_row malmen25lr "MALMEN ×25, Adam 1e-4" "${malmen25lr[@]}"
+if [[ $rows == *" malmen25lr2 "* ]]; then  # the same trained editor, tested with two edit rounds
+  if ensure_fit "${malmen25lr[@]}"; then
+    TRAINED_EDITORS+=(--editor "MALMEN ×25, Adam 1e-4, 2 rounds=$FIT_RUN,configs/test/rounds2.yaml")
+  else
+    echo "== MALMEN ×25 (Adam 1e-4), 2 rounds: no finished run and TRAIN=0: left out"
+  fi
+fi
 trained_row malmen25lr6 "MALMEN ×25, Adam 1e-4, last 6 blocks" smollm2_qa+malmen+batched25+lr1e-4+last6blocks "$cfg" \
   configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml configs/train/last6blocks.yaml
 if [[ $rows == *" malmen125lr "* ]]; then  # continues the k = 25 editor (trained first if need be) at k = 125

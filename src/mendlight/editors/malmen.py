@@ -35,7 +35,7 @@ from mendlight.editors.rows import RowStack, row_chunks, rows_of_edits
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import packed_step_losses
 from mendlight.models.arch import weight_io_shape
-from mendlight.models.functional import ParamDeltas
+from mendlight.models.functional import ParamDeltas, materialised
 from mendlight.nn import GradientTransform
 from mendlight.nn.least_squares import ValueChunks, ridge_update
 
@@ -55,6 +55,11 @@ class MALMEN(MEND):
             these passes grows with it, not with the number of edits.
         editor_chunk: key rows (scored tokens) per editor-network pass, in the edit and in the meta-gradient's
             recomputation.
+        edit_rounds: solves per edit outside training (a test-time option, 1: MALMEN's edit). Round r computes
+            keys, value gradients and the least-squares update again on the model the first r − 1 rounds
+            made, and adds it; training always makes one round (its meta-gradient goes through one solve).
+            It changes how an editor is tested, not what it learned: ``test --ckpt_path`` keeps the value
+            given on the command line.
         **kwargs: MEND's editor network options (``rank``, ``n_hidden``, ``init``, ``norm``, ``combine``,
             ``shared``...) and the base-model, loss and optimizer options of
             :class:`~mendlight.editors.base.Editor`.
@@ -63,6 +68,7 @@ class MALMEN(MEND):
 
     edits_rowwise = False
     edit_rowwise = Editor.edit_rowwise
+    protocol_hparams = (*Editor.protocol_hparams, "edit_rounds")
 
     def __init__(
         self,
@@ -71,10 +77,12 @@ class MALMEN(MEND):
         log_lambda: float = 0.0,
         lm_chunk: int = 32,
         editor_chunk: int = 1024,
+        edit_rounds: int = 1,
         **kwargs,
     ) -> None:
         check_at_least("MALMEN", "lm_chunk", lm_chunk, 1)
         check_at_least("MALMEN", "editor_chunk", editor_chunk, 1)
+        check_at_least("MALMEN", "edit_rounds", edit_rounds, 1)
         if not edit_lr > 0:
             raise ConfigError(f"MALMEN: edit_lr (the initial step size η) must be positive, got {edit_lr}")
         if not lr_lr >= 0:
@@ -182,8 +190,22 @@ class MALMEN(MEND):
         """MALMEN's edit: keys and value gradients, value shifts, and each weight's least-squares update.
 
         The k rows of ``rows`` are k simultaneous edits. In training mode their keys join the normalisation
-        statistics first (all of them, before any is normalised, so chunking changes nothing).
+        statistics first (all of them, before any is normalised, so chunking changes nothing). Outside
+        training, ``edit_rounds`` > 1 repeats the solve on the model the earlier rounds made (``θ + ΔW``) and
+        sums the updates: each round's keys and value gradients are those of the edited model, so edits that
+        already succeed ask for little and the ones that still fail ask again.
         """
+        deltas = self.solve_round(rows, hidden)
+        rounds = 1 if self.training else int(self.hparams.get("edit_rounds", 1))
+        for _ in range(rounds - 1):
+            # the weights below the lowest edited block are unchanged, so cached hidden states stay valid
+            with materialised(self.base, deltas):
+                more = self.solve_round(rows, hidden)
+            deltas = {name: deltas[name] + more[name] for name in deltas}
+        return deltas
+
+    def solve_round(self, rows: TokenRows, hidden: Tensor | None = None) -> ParamDeltas:
+        """One round of the edit at the model's current weights: ``{weight name: ΔW}`` in storage layout."""
         factors = self.key_factors(rows, hidden)
         deltas: ParamDeltas = {}
         for index, name in enumerate(self.edit_names):
