@@ -34,6 +34,7 @@ from mendlight.editors.mend import MEND
 from mendlight.editors.rows import RowStack, row_chunks, rows_of_edits
 from mendlight.errors import ConfigError, check_at_least
 from mendlight.losses import packed_step_losses
+from mendlight.metrics import sequence_correct
 from mendlight.models.arch import weight_io_shape
 from mendlight.models.functional import ParamDeltas, materialised
 from mendlight.nn import GradientTransform
@@ -57,9 +58,10 @@ class MALMEN(MEND):
             recomputation.
         edit_rounds: solves per edit outside training (a test-time option, 1: MALMEN's edit). Round r computes
             keys, value gradients and the least-squares update again on the model the first r − 1 rounds
-            made, and adds it; training always makes one round (its meta-gradient goes through one solve).
-            It changes how an editor is tested, not what it learned: ``test --ckpt_path`` keeps the value
-            given on the command line.
+            made, and adds it; the edits that already succeed there keep their keys in the solve with zero
+            value shifts, and rounds stop once every edit succeeds. Training always makes one round (its
+            meta-gradient goes through one solve). It changes how an editor is tested, not what it learned:
+            ``test --ckpt_path`` keeps the value given on the command line.
         **kwargs: MEND's editor network options (``rank``, ``n_hidden``, ``init``, ``norm``, ``combine``,
             ``shared``...) and the base-model, loss and optimizer options of
             :class:`~mendlight.editors.base.Editor`.
@@ -121,27 +123,37 @@ class MALMEN(MEND):
             rows in edit-row order.
 
         """
-        parts: dict[str, tuple[list[Tensor], list[Tensor]]] = {n: ([], []) for n in self.edit_names}
-        for _, chunk, h in row_chunks(rows, int(self.hparams.lm_chunk), hidden):
-            for name, (keys, grads) in self._chunk_factors(chunk, h).items():
-                parts[name][0].append(keys)
-                parts[name][1].append(grads)
+        return {name: (keys, grads) for name, (keys, grads, _) in self.keyed_factors(rows, hidden).items()}
+
+    def keyed_factors(
+        self, rows: TokenRows, hidden: Tensor | None = None
+    ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        """:meth:`key_factors` with the edit row of every key: ``{weight name: (K, D, row [n])}``."""
+        parts: dict[str, tuple[list[Tensor], ...]] = {n: ([], [], []) for n in self.edit_names}
+        for start, chunk, h in row_chunks(rows, int(self.hparams.lm_chunk), hidden):
+            for name, factors in self._chunk_factors(chunk, h, start).items():
+                for part, tensor in zip(parts[name], factors, strict=True):
+                    part.append(tensor)
         out = {}
         for name in self.edit_names:
-            keys, grads = parts.pop(name)  # concatenated one weight at a time, its chunks freed at once
+            keys, grads, key_rows = parts.pop(name)  # concatenated one weight at a time, chunks freed at once
             key_size, value_size = self.io_shape[name]
             device = self.base.get_parameter(name).device
             out[name] = (
                 torch.cat(keys) if keys else torch.zeros(0, key_size, device=device),
                 torch.cat(grads) if grads else torch.zeros(0, value_size, device=device),
+                torch.cat(key_rows) if key_rows else torch.zeros(0, dtype=torch.long, device=device),
             )
-            del keys, grads
+            del keys, grads, key_rows
         return out
 
-    def _chunk_factors(self, rows: TokenRows, hidden: Tensor | None) -> dict[str, tuple[Tensor, Tensor]]:
-        """One forward/backward of the edit loss over ``rows``; each weight's ``(u, δ)`` at its key tokens."""
+    def _chunk_factors(
+        self, rows: TokenRows, hidden: Tensor | None, start: int = 0
+    ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+        """One forward/backward of the edit loss over ``rows``; each weight's ``(u, δ, row)`` at its keys."""
         capture = self.capture_edit_factors(rows, hidden)
         labels = rows["labels"]
+        n_rows = num_rows(rows)
         out = {}
         for name in self.edit_names:
             u, delta = capture.factors(name)
@@ -152,10 +164,27 @@ class MALMEN(MEND):
                         f"{name!r} ran on {u.shape[0]} token rows, not on the labels' {labels.numel()}"
                     )
                 keep &= (labels != -100).reshape(-1)
+            row = start + torch.arange(u.shape[0], device=u.device) // max(u.shape[0] // max(n_rows, 1), 1)
             at_least_32 = torch.promote_types(u.dtype, torch.float32)  # bf16 → float32; float64 stays
-            out[name] = (u[keep].to(at_least_32), delta[keep].to(at_least_32))
+            out[name] = (u[keep].to(at_least_32), delta[keep].to(at_least_32), row[keep])
         capture.clear()  # a chunk's activations must not pile up over the chunks
         return out
+
+    @torch.no_grad()
+    def succeeding_rows(self, rows: TokenRows, hidden: Tensor | None = None) -> Tensor:
+        """Whether each edit row's whole target is the argmax at the model's current weights, ``[k]`` bool.
+
+        The evaluation's edit success (teacher-forced, every scored token), ``lm_chunk`` rows at a time.
+        """
+        out = []
+        for _, chunk, h in row_chunks(rows, int(self.hparams.lm_chunk), hidden):
+            labels = token_labels(chunk)
+            targets = labels != -100
+            logits = self.scored_logits(chunk, targets, lambda c=chunk, h=h: self.forward_rows(c, None, h))
+            pred = labels.clone()
+            pred[targets] = logits.argmax(-1).to(pred.dtype)
+            out.append(sequence_correct(pred, labels))
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
     # ------------------------------------------------------------------ the editor network and the solve
     def value_chunks(self, name: str, keys: Tensor, grads: Tensor) -> ValueChunks:
@@ -192,30 +221,47 @@ class MALMEN(MEND):
         The k rows of ``rows`` are k simultaneous edits. In training mode their keys join the normalisation
         statistics first (all of them, before any is normalised, so chunking changes nothing). Outside
         training, ``edit_rounds`` > 1 repeats the solve on the model the earlier rounds made (``θ + ΔW``) and
-        sums the updates: each round's keys and value gradients are those of the edited model, so edits that
-        already succeed ask for little and the ones that still fail ask again.
+        sums the updates: each later round computes keys and value gradients on the edited model; the edits
+        that already succeed there keep their keys in the solve with zero value shifts (their outputs are
+        held), and only the ones that still fail ask for a shift. Rounds stop early once every edit succeeds.
         """
         deltas = self.solve_round(rows, hidden)
         rounds = 1 if self.training else int(self.hparams.get("edit_rounds", 1))
         for _ in range(rounds - 1):
             # the weights below the lowest edited block are unchanged, so cached hidden states stay valid
             with materialised(self.base, deltas):
-                more = self.solve_round(rows, hidden)
+                failing = ~self.succeeding_rows(rows, hidden)
+                if not failing.any():
+                    break
+                more = self.solve_round(rows, hidden, failing)
             deltas = {name: deltas[name] + more[name] for name in deltas}
         return deltas
 
-    def solve_round(self, rows: TokenRows, hidden: Tensor | None = None) -> ParamDeltas:
-        """One round of the edit at the model's current weights: ``{weight name: ΔW}`` in storage layout."""
-        factors = self.key_factors(rows, hidden)
+    def solve_round(
+        self, rows: TokenRows, hidden: Tensor | None = None, shifted: Tensor | None = None
+    ) -> ParamDeltas:
+        """One round of the edit at the model's current weights: ``{weight name: ΔW}`` in storage layout.
+
+        Args:
+            rows: the k edit rows.
+            hidden: their cached hidden states below the lowest edited block.
+            shifted: ``[k]`` bool, the edits that ask for a value shift (None: every edit); the keys of the
+                others stay in the solve with zero value shifts, so the update holds their outputs.
+
+        """
+        factors = self.keyed_factors(rows, hidden)
         deltas: ParamDeltas = {}
         for index, name in enumerate(self.edit_names):
-            keys, grads = factors.pop(name)
+            keys, grads, key_rows = factors.pop(name)
             if self.training:
                 self.update_statistics(name, keys, grads)
             transform = self.transforms[self.route[name][0]]
+            values = self.value_chunks(name, keys, grads)
+            if shifted is not None:
+                values = _masked_values(values, shifted[key_rows].unsqueeze(-1))
             delta = ridge_update(
                 keys,
-                self.value_chunks(name, keys, grads),
+                values,
                 self.io_shape[name][1],
                 self.log_lambda[index],
                 [self.alpha, *transform.parameters()],
@@ -293,6 +339,16 @@ class MALMEN(MEND):
                 module.sync_across_ranks_()
         self.log("train/eta_mean", self.alpha.detach().mean())
         self.log("train/log_lambda_mean", self.log_lambda.detach().mean())
+
+
+def _masked_values(values: ValueChunks, mask: Tensor) -> ValueChunks:
+    """``values`` with the rows where ``mask`` (``[n, 1]`` bool) is False set to zero."""
+
+    def masked(start: int, end: int) -> Tensor:
+        chunk = values(start, end)
+        return chunk * mask[start:end].to(chunk.dtype)
+
+    return masked
 
 
 @contextlib.contextmanager
