@@ -36,6 +36,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("val/es_edit", "ES (edit)"),
     ("val/es_equiv", "ES (rephrase)"),
     ("val/acc_drawdown", "acc DD"),
+    ("val/ppl_drawdown", "ppl DD"),
     ("val/edit_latency_s", "s per edit call"),
 )
 
