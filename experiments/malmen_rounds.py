@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import re
 import shlex
@@ -83,16 +84,17 @@ def run_dir_of(output: str) -> Path:
 
 def read_metrics(run: Path) -> dict[str, float]:
     """The last value of every validation metric of :data:`METRICS` in ``run``'s TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    curves = _validation_curve().read_curves([run], tuple(tag for tag, _ in METRICS))
+    return {tag: points[max(points)] for tag, points in curves.items()}
 
-    values: dict[str, float] = {}
-    for events in sorted(run.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag, _ in METRICS:
-            if tag in acc.Tags()["scalars"]:
-                values[tag] = float(acc.Scalars(tag)[-1].value)
-    return values
+
+def _validation_curve():
+    """experiments/validation_curve.py, which reads a run's validation scalars (a script beside this one)."""
+    path = Path(__file__).with_name("validation_curve.py")
+    spec = importlib.util.spec_from_file_location("validation_curve", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def rounds_markdown(rows: list[dict], title: str, command: str, info: dict) -> str:

@@ -25,11 +25,14 @@ CURVES: tuple[tuple[str, str], ...] = (
 )
 
 
-def read_curves(runs: list[Path]) -> dict[str, dict[int, float]]:
-    """``tag -> step -> value`` over the event files of ``runs`` (a later file wins at the same step)."""
+def read_curves(runs: list[Path], tags: tuple[str, ...] | None = None) -> dict[str, dict[int, float]]:
+    """``tag -> step -> value`` over the event files of ``runs`` (a later file wins at the same step).
+
+    ``tags``: the scalars to read (default: those of :data:`CURVES`); tags a run never logged are left out.
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    curves: dict[str, dict[int, float]] = {tag: {} for tag, _ in CURVES}
+    curves: dict[str, dict[int, float]] = {tag: {} for tag in tags or [tag for tag, _ in CURVES]}
     for run in runs:
         for events in sorted(run.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
             acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
