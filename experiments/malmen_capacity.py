@@ -18,18 +18,15 @@ Writes ``OUT.md`` and ``OUT.json`` (with the command, commit, date and machine) 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import shlex
 import sys
-from pathlib import Path
 
 import torch
 
 from mendlight import load_editor
 from mendlight.data.module import EditDataModule
 from mendlight.nn.least_squares import ridge_update
-from mendlight.reporting import machine_info
+from mendlight.reporting import write_measurement
 
 
 def reach(keys: torch.Tensor, values: torch.Tensor, log_lambda: torch.Tensor, chunk: int) -> float:
@@ -99,15 +96,8 @@ def main() -> None:
     text = table(rows)
     print(text)
     if args.out:
-        meta = {
-            "command": shlex.join(["python", *sys.argv]),
-            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            **machine_info(),
-        }
-        Path(args.out + ".json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-        header = "\n".join(f"- {key}: {value}" for key, value in meta.items())
-        title = "# MALMEN: the share of its value shifts an update reaches"
-        Path(args.out + ".md").write_text(f"{title}\n\n{header}\n\n{text}\n")
+        title = "MALMEN: the share of its value shifts an update reaches"
+        write_measurement(args.out, title, shlex.join(["python", *sys.argv]), text, rows)
 
 
 if __name__ == "__main__":

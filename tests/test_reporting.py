@@ -12,6 +12,7 @@ from mendlight.reporting import (
     main,
     results_markdown,
     summarise,
+    write_measurement,
     write_results,
 )
 
@@ -320,3 +321,14 @@ def test_comparison_lists_es_per_relation_for_every_editor():
     assert "## ES per relation" not in comparison_markdown(
         [build_results([row(0)], editor="x", base_model="m", dataset="d", split="t", protocol={})]
     )
+
+
+def test_write_measurement_writes_rows_and_text_with_provenance(tmp_path):
+    out = tmp_path / "sub" / "probe"
+    write_measurement(str(out), "A probe", "python experiments/x.py --k 2", "| a |\n|---|\n| 1 |", [{"k": 2}])
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert payload["rows"] == [{"k": 2}] and payload["command"] == "python experiments/x.py --k 2"
+    assert payload["date"].endswith("UTC") and payload["cpu_count"] and "torch" in payload
+    lines = out.with_suffix(".md").read_text().splitlines()
+    assert lines[:3] == ["# A probe", "", "- command: python experiments/x.py --k 2"]
+    assert lines[-3:] == ["| a |", "|---|", "| 1 |"]

@@ -315,6 +315,17 @@ def write_results(run_dir: str | os.PathLike[str], results: Mapping[str, Any]) -
     return json_path, md_path
 
 
+def write_measurement(out: str, title: str, command: str, text: str, rows: list[dict[str, Any]]) -> None:
+    """Write an experiment script's ``OUT.json`` (its rows) and ``OUT.md`` (``text``), each with provenance.
+
+    Both files carry the command, the date and :func:`machine_info`; ``OUT.md`` starts with ``# title``.
+    """
+    meta = {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), **machine_info()}
+    _atomic_write(Path(out + ".json"), json.dumps({**meta, "rows": rows}, indent=1))
+    header = "\n".join(f"- {key}: {value}" for key, value in meta.items())
+    _atomic_write(Path(out + ".md"), f"# {title}\n\n{header}\n\n{text}\n")
+
+
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a results file, or ``results.json`` inside a run directory.
 
