@@ -34,14 +34,19 @@ import torch
 
 from mendlight.data.batch import model_inputs
 from mendlight.data.module import EditDataModule
-from mendlight.models.loading import load_base_model
+from mendlight.models.loading import load_base_model, load_tokenizer
 from mendlight.reporting import write_measurement
 
 KINDS = ("up_proj", "down_proj")  # gate_proj reads the same input as up_proj
 
 
-def capture_keys(model: torch.nn.Module, rows: dict, chunk: int = 32) -> dict[str, list[torch.Tensor]]:
-    """Every block's ``up_proj``/``down_proj`` inputs at each row's scored positions: ``{name: [[n, d]]}``."""
+def capture_keys(
+    model: torch.nn.Module, rows: dict, positions: torch.Tensor, chunk: int = 32
+) -> dict[str, list[torch.Tensor]]:
+    """Every block's ``up_proj``/``down_proj`` inputs at each row's ``positions`` (a ``[rows, T]`` mask).
+
+    Returns ``{weight name: [keys of row i, [n_i, d]]}``.
+    """
     names = [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in KINDS]
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     current: dict[str, torch.Tensor] = {}
@@ -58,13 +63,32 @@ def capture_keys(model: torch.nn.Module, rows: dict, chunk: int = 32) -> dict[st
                     key: value[start : start + chunk] for key, value in rows.items() if key != "edit_index"
                 }
                 model(**model_inputs(part))
-                scored = part["labels"] != -100
+                scored = positions[start : start + chunk]
                 for name in names:
                     out[name].extend(current[name][i][scored[i]].float() for i in range(scored.shape[0]))
     finally:
         for hook in hooks:
             hook.remove()
     return out
+
+
+def subject_positions(rows: dict, subjects: list[str], tokenizer) -> torch.Tensor:
+    """A ``[rows, T]`` mask with the last token of each row's subject (none where the subject is not found).
+
+    The row's text is its decoded tokens; the subject's last token is the last token of the text up to the
+    subject's end, where that text tokenises to the row's first tokens (else the row is left without one).
+    """
+    mask = torch.zeros_like(rows["input_ids"], dtype=torch.bool)
+    for i, subject in enumerate(subjects):
+        ids = rows["input_ids"][i][rows["attention_mask"][i].bool()].tolist()
+        text = tokenizer.decode(ids)
+        start = text.find(subject)
+        if start < 0:
+            continue
+        prefix = tokenizer(text[: start + len(subject)], add_special_tokens=False)["input_ids"]
+        if prefix and ids[: len(prefix)] == prefix:
+            mask[i, len(prefix) - 1] = True
+    return mask
 
 
 def mix_weights(keys: torch.Tensor, queries: torch.Tensor, lam: float) -> torch.Tensor:
@@ -102,7 +126,12 @@ def measure_group(edit_keys: list[torch.Tensor], rephrase_keys: list[tuple[int, 
 
 
 def measure(
-    ks: list[int], split: str, lambdas: dict[str, float], singles: int, model_ref: str = "smollm2-135m"
+    ks: list[int],
+    split: str,
+    lambdas: dict[str, float],
+    singles: int,
+    model_ref: str = "smollm2-135m",
+    keys: str = "answer",
 ) -> list[dict]:
     """One row per (k, weight, regulariser): the mean over the groups of k edits of one batch of max(ks)."""
     model = load_base_model(model_ref).eval()
@@ -114,9 +143,25 @@ def measure(
     data.setup("fit" if split == "val" else "test")
     loader = data.val_dataloader() if split == "val" else data.test_dataloader()
     batch = next(iter(loader))
-    edit = capture_keys(model, batch["edit"])
-    rephrase = capture_keys(model, batch["equiv"])
     owner = batch["equiv"]["edit_index"].tolist()
+    if keys == "answer":
+        edit = capture_keys(model, batch["edit"], batch["edit"]["labels"] != -100)
+        rephrase = capture_keys(model, batch["equiv"], batch["equiv"]["labels"] != -100)
+    else:
+        subjects = [record_id.split("/", 1)[1] for record_id in batch["meta"]["ids"]]
+        tokenizer = load_tokenizer(model_ref)
+        edit_mask = subject_positions(batch["edit"], subjects, tokenizer)
+        edit = capture_keys(model, batch["edit"], edit_mask)
+        rephrase_subjects = [subjects[o] for o in owner]
+        rephrase = capture_keys(
+            model, batch["equiv"], subject_positions(batch["equiv"], rephrase_subjects, tokenizer)
+        )
+        n_rephrases = sum(len(k) for k in next(iter(rephrase.values())))
+        print(
+            f"subject found in {int(edit_mask.sum())} of {len(subjects)} edit prompts, {n_rephrases} of "
+            f"{len(owner)} rephrases",
+            flush=True,
+        )
     rows = []
     for k in ks:
         if k == 1:
@@ -175,12 +220,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--singles", type=int, default=100, help="edits measured one at a time for k = 1")
     parser.add_argument("--model", default="smollm2-135m", help="base model reference (and its tokenizer)")
+    parser.add_argument(
+        "--keys",
+        choices=("answer", "subject"),
+        default="answer",
+        help="answer: the inputs at the answer tokens (MALMEN's keys); subject: at the last token of the "
+        "record's subject in the prompt and in each rephrase (where ROME and MEMIT key their edits)",
+    )
     parser.add_argument("--out", help="path prefix of OUT.md and OUT.json")
     args = parser.parse_args(argv)
     if args.singles < 1 or min(args.ks) < 1:
         parser.error("--ks and --singles take positive integers")
     lambdas = {"e^λ = 1 (trained)": 1.0, "e^λ = 1e-3": 1e-3}
-    rows = measure(args.ks, args.split, lambdas, args.singles, args.model)
+    rows = measure(args.ks, args.split, lambdas, args.singles, args.model, args.keys)
     text = "\n\n".join(f"### {lam}: transfer / cross-talk\n\n{table(rows, lam)}" for lam in lambdas)
     print(text)
     if args.out:

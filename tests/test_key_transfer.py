@@ -69,6 +69,27 @@ def test_the_script_measures_every_block_of_a_tiny_model_and_writes_its_tables(t
     assert "| block | up_proj k=1 | up_proj k=2 | down_proj k=1 | down_proj k=2 |" in text
 
 
+def test_subject_keys_are_one_per_row_at_the_subjects_last_token(tmp_path):
+    from mendlight.models.loading import load_tokenizer
+
+    tok = load_tokenizer("tiny-random-llama")
+    texts = ["Q: Where is Lake Tiny? A: Here", "Lake Tiny lies in", "Nothing to see"]
+    encoded = [tok(t, add_special_tokens=True)["input_ids"] for t in texts]
+    width = max(len(e) for e in encoded)
+    rows = {
+        "input_ids": torch.tensor([e + [0] * (width - len(e)) for e in encoded]),
+        "attention_mask": torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded]),
+    }
+    mask = key_transfer.subject_positions(rows, ["Lake Tiny"] * 3, tok)
+    assert mask.sum(dim=1).tolist() == [1, 1, 0]  # the third row does not name the subject
+    for i in range(2):
+        last = int(mask[i].nonzero())
+        assert tok.decode(rows["input_ids"][i][: last + 1]).endswith("Lake Tiny")
+    out = tmp_path / "subject"
+    key_transfer.main(["--model", "tiny-random-llama", "--keys", "subject", "--ks", "2", "--out", str(out)])
+    assert {r["k"] for r in json.loads(out.with_suffix(".json").read_text())["rows"]} == {2}
+
+
 def test_non_positive_counts_are_refused(capsys):
     with pytest.raises(SystemExit):
         key_transfer.main(["--ks", "0"])

@@ -20,7 +20,9 @@ locality KL, and :func:`concat_rows` stacks groups of any layout.
 
 Sub-batches (each a :class:`TokenRows`):
 
-* ``edit`` — the edit inputs x_e with their new targets y_e, one row per simultaneous edit (k rows);
+* ``edit`` — the edit inputs x_e with their new targets y_e, one row per simultaneous edit (k rows), and
+  ``subject_last``: the position in ``input_ids`` of the last token of the record's subject (-1 where the
+  record names none or the prompt does not contain it), for editors keyed on the subject;
 * ``equiv`` — equivalence inputs x'_e (rephrases) with the same targets; ``edit_index`` maps each row to its
   edit row. In training there is one row per edit, drawn from the edit prompt and the record's rephrases; in
   evaluation there is one row per rephrase of every edit (and no row for an edit without rephrases);
@@ -50,6 +52,7 @@ class TokenRows(TypedDict):
     decoder_input_ids: NotRequired[torch.Tensor]  # [rows, T_dec] long, encoder-decoder models only
     decoder_attention_mask: NotRequired[torch.Tensor]  # [rows, T_dec] long, encoder-decoder models only
     edit_index: NotRequired[torch.Tensor]  # [rows] long, row -> edit row (equiv and loc only)
+    subject_last: NotRequired[torch.Tensor]  # [rows] long, edit rows: the subject's last token, -1: none
 
 
 class EditMeta(TypedDict):

@@ -325,6 +325,21 @@ class RowEncoder:
         """Right-pad plain token sequences into ``input_ids``/``attention_mask`` (the ``cond`` group)."""
         return {"input_ids": _pad_2d(seqs, self.pad_id), "attention_mask": _mask(seqs)}
 
+    def subject_position(self, row: EncodedRow, prompt: str, subject: str | None) -> int:
+        """Index in ``row.input_ids`` of the last token of ``subject`` in ``prompt`` (its first occurrence).
+
+        -1 where the record names no subject, the prompt does not contain it, or the prompt's text up to the
+        subject's end does not tokenise to the row's first tokens (a prompt cut on its left, or a token that
+        spans the subject's end). Special tokens the tokenizer appends (EOS, SEP) are not counted.
+        """
+        at = prompt.find(subject) if subject else -1
+        if at < 0:
+            return -1
+        prefix = self.ids(prompt[: at + len(subject)], special=True)  # type: ignore[operator]
+        while prefix and prefix[-1] in self.specials:
+            prefix.pop()
+        return len(prefix) - 1 if prefix and row.input_ids[: len(prefix)] == prefix else -1
+
     def pad(self, rows: list[EncodedRow], edit_index: list[int] | None = None) -> TokenRows:
         """Right-pad rows into a group (``[0, 1]`` tensors, ``[0]`` classifier labels, if ``rows`` is empty).
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from mendlight.data.batch import EditBatch
@@ -347,8 +348,13 @@ class EditDataModule(pl.LightningDataModule):
             loc += loc_rows
             loc_index += [i] * len(loc_rows)
             loc_items += items
+        edit_rows = enc.pad(edit)
+        edit_rows["subject_last"] = torch.tensor(
+            [enc.subject_position(row, r.prompt, r.subject) for row, r in zip(edit, records, strict=True)],
+            dtype=torch.long,
+        )
         batch: dict[str, Any] = {
-            "edit": enc.pad(edit),
+            "edit": edit_rows,
             "equiv": enc.pad(equiv, equiv_index),
             "loc": enc.pad(loc, loc_index),
         }

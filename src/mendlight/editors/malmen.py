@@ -56,6 +56,12 @@ class MALMEN(MEND):
             these passes grows with it, not with the number of edits.
         editor_chunk: key rows (scored tokens) per editor-network pass, in the edit and in the meta-gradient's
             recomputation.
+        key_tokens: which tokens key an edit in the solve. ``answer`` (MALMEN): the scored tokens, as above.
+            ``subject``: the last token of the record's subject in the edit prompt (the edit rows'
+            ``subject_last``, given by the data module for records that name a subject), where ROME and MEMIT
+            key their edits: one key per edit and edited weight, whose value gradient reaches the answer
+            through the blocks above: edit early-to-middle blocks with it (configs/train/subject_keys.yaml).
+            Layers that do not read the input tokens (an encoder-decoder model's decoder) cannot use it.
         edit_rounds: solves per edit outside training (a test-time option, 1: MALMEN's edit). Round r computes
             keys, value gradients and the least-squares update again on the model the first r − 1 rounds
             made, and adds it; the edits that already succeed there keep their keys in the solve with zero
@@ -80,11 +86,14 @@ class MALMEN(MEND):
         lm_chunk: int = 32,
         editor_chunk: int = 1024,
         edit_rounds: int = 1,
+        key_tokens: str = "answer",
         **kwargs,
     ) -> None:
         check_at_least("MALMEN", "lm_chunk", lm_chunk, 1)
         check_at_least("MALMEN", "editor_chunk", editor_chunk, 1)
         check_at_least("MALMEN", "edit_rounds", edit_rounds, 1)
+        if key_tokens not in ("answer", "subject"):
+            raise ConfigError(f"MALMEN: key_tokens must be 'answer' or 'subject', got {key_tokens!r}")
         if not edit_lr > 0:
             raise ConfigError(f"MALMEN: edit_lr (the initial step size η) must be positive, got {edit_lr}")
         if not lr_lr >= 0:
@@ -104,6 +113,14 @@ class MALMEN(MEND):
         #: ``(key_size, value_size)`` of every edited weight, whatever its storage layout
         self.io_shape = {n: weight_io_shape(self.base, n) for n in self.edit_names}
         self.answer_keyed = {n: _reads_labelled_stream(self.base, n) for n in self.edit_names}
+        if key_tokens == "subject":
+            decoder = [n for n in self.edit_names if _reads_decoder_stream(self.base, n)]
+            if decoder:
+                raise ConfigError(
+                    f"MALMEN: key_tokens='subject' keys edits on the input tokens, but {decoder[0]!r} is in "
+                    "the decoder of an encoder-decoder model; edit encoder weights (edit_params) or use "
+                    "'answer'"
+                )
 
     @property
     def eta(self) -> nn.Parameter:
@@ -158,7 +175,15 @@ class MALMEN(MEND):
         for name in self.edit_names:
             u, delta = capture.factors(name)
             keep = (u != 0).any(dim=-1) & (delta != 0).any(dim=-1)  # what the gradient transform keeps
-            if self.answer_keyed[name] and labels.ndim == 2:
+            if self.hparams.get("key_tokens", "answer") == "subject":
+                keep &= _subject_tokens(rows, u.shape[0], name)
+                if not keep.any():
+                    raise ConfigError(
+                        f"MALMEN(key_tokens='subject'): the edit loss has no gradient at the subject tokens "
+                        f"for {name!r} (the output of a top block at the subject reaches no answer token); "
+                        "edit lower blocks (edit_params) or use key_tokens='answer'"
+                    )
+            elif self.answer_keyed[name] and labels.ndim == 2:
                 if u.shape[0] != labels.numel():
                     raise RuntimeError(
                         f"{name!r} ran on {u.shape[0]} token rows, not on the labels' {labels.numel()}"
@@ -360,6 +385,36 @@ def _statistics_frozen(transform: GradientTransform) -> Iterator[None]:
         yield
     finally:
         transform.train(was_training)
+
+
+def _subject_tokens(rows: TokenRows, n_tokens: int, name: str) -> Tensor:
+    """The ``[n_tokens]`` mask of each edit row's subject's last token (``key_tokens='subject'``).
+
+    Raises:
+        ConfigError: if the rows carry no subject position, or some row has none (-1).
+
+    """
+    last = rows.get("subject_last")
+    if last is None or bool((last < 0).any()):
+        missing = (
+            "no subject_last" if last is None else f"no subject in edit row {int((last < 0).nonzero()[0])}"
+        )
+        raise ConfigError(
+            f"MALMEN(key_tokens='subject'): these edit rows have {missing}. Subject keys need records that "
+            "name their subject (the `subject` field) inside the prompt, batched by the data module; "
+            "otherwise use key_tokens='answer'"
+        )
+    ids = rows["input_ids"]
+    if n_tokens != ids.numel():
+        raise RuntimeError(f"{name!r} ran on {n_tokens} token rows, not on the input's {ids.numel()}")
+    mask = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
+    mask[torch.arange(ids.shape[0], device=ids.device), last.to(ids.device)] = True
+    return mask.reshape(-1)
+
+
+def _reads_decoder_stream(model: nn.Module, name: str) -> bool:
+    """Whether weight ``name`` is in the decoder of an encoder-decoder model (it never sees the input)."""
+    return bool(getattr(model.config, "is_encoder_decoder", False)) and _reads_labelled_stream(model, name)
 
 
 def _reads_labelled_stream(model: nn.Module, name: str) -> bool:
