@@ -326,19 +326,27 @@ class RowEncoder:
         return {"input_ids": _pad_2d(seqs, self.pad_id), "attention_mask": _mask(seqs)}
 
     def subject_position(self, row: EncodedRow, prompt: str, subject: str | None) -> int:
-        """Index in ``row.input_ids`` of the last token of ``subject`` in ``prompt`` (its first occurrence).
+        """Index in ``row.input_ids`` of the token that holds the last character of ``subject`` in ``prompt``.
 
-        -1 where the record names no subject, the prompt does not contain it, or the prompt's text up to the
-        subject's end does not tokenise to the row's first tokens (a prompt cut on its left, or a token that
-        spans the subject's end). Special tokens the tokenizer appends (EOS, SEP) are not counted.
+        The subject's first occurrence counts; the token may run past the subject's end (``"oblast'?"`` is
+        one token). -1 where the record names no subject, the prompt does not contain it, or the row does not
+        start with the prompt's tokens (a prompt cut on its left).
         """
         at = prompt.find(subject) if subject else -1
         if at < 0:
             return -1
-        prefix = self.ids(prompt[: at + len(subject)], special=True)  # type: ignore[operator]
-        while prefix and prefix[-1] in self.specials:
-            prefix.pop()
-        return len(prefix) - 1 if prefix and row.input_ids[: len(prefix)] == prefix else -1
+        last_char = at + len(subject) - 1  # type: ignore[arg-type]
+        try:
+            encoded = self.tok(prompt, add_special_tokens=True, return_offsets_mapping=True)
+        except NotImplementedError:  # a slow tokenizer: no offsets
+            return -1
+        ids = list(encoded["input_ids"])
+        if row.input_ids[: len(ids)] != ids:
+            return -1
+        for index, (begin, stop) in enumerate(encoded["offset_mapping"]):
+            if begin <= last_char < stop and ids[index] not in self.specials:
+                return index
+        return -1
 
     def pad(self, rows: list[EncodedRow], edit_index: list[int] | None = None) -> TokenRows:
         """Right-pad rows into a group (``[0, 1]`` tensors, ``[0]`` classifier labels, if ``rows`` is empty).
