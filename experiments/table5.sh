@@ -5,7 +5,7 @@
 # trained on single edits, FT (fine-tuned on all k edits of a batch at once) and the cache.
 #
 # Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25
-#        malmen25lr malmen25lr2 malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0]
+#        malmen25lr malmen25lr2 malmen25subj malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0]
 #        [OUT=experiments/results/table5]
 #        bash experiments/table5.sh
 #   mixed  the test split of facts-qa (2,801 records over 27 relations, in a seeded order that mixes
@@ -14,12 +14,14 @@
 #   hard   the hard case, labelled so: one relation and one question template (facts-qa restricted to
 #          city_country with 10,000 cities, about 1,000 test records: k up to 500), the kind of batch the
 #          earlier Table 5 drew (228 of its 250 records shared one template)
-#   KS_FT  the k FT runs at: fine-tuning on 1,000 edits at once takes hours per batch on 2 CPUs
+#   KS_FT  the k FT runs at: fine-tuning on 500 edits at once took 20 minutes per batch on 2 CPUs (part 21),
+#          so 1,000 would take about an hour per batch
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
 #          configs/train/lr1e-4.yaml, instead of the public 1e-5; malmen25lr6 the same editing the last 6
 #          blocks' MLPs, configs/train/last6blocks.yaml; malmen125lr continues malmen25lr's best checkpoint
 #          at k = 125, configs/train/batched125.yaml; malmen25lr2 tests malmen25lr with two edit rounds,
-#          configs/test/rounds2.yaml); TRAIN=0 trains nothing and leaves out the editors
+#          configs/test/rounds2.yaml; malmen25subj keys MALMEN ×25 on the subject's last token and edits
+#          blocks 3-8, configs/train/subject_keys.yaml); TRAIN=0 trains nothing and leaves out the editors
 #          not yet trained
 #   OUT    the results' path prefix (default experiments/results/table5)
 # Trained editors are reused from earlier runs (runs/<stem>/, delete one to retrain); an unfinished run (the
@@ -32,7 +34,7 @@ cd "$(dirname "$0")/.."
 source experiments/lib.sh
 cfg=configs/smollm2_qa.yaml
 batched=configs/train/batched25.yaml
-ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr malmen25lr2 malmen25lr6 malmen125lr enn enn25 ft cache}
+ROWS_WANTED=${ROWS:-mend mend25 malmen25 malmen25lr malmen25lr2 malmen25subj malmen25lr6 malmen125lr enn enn25 ft cache}
 rows=" $ROWS_WANTED "
 trained_row mend "MEND" smollm2_qa "$cfg"
 trained_row mend25 "MEND ×25" smollm2_qa+batched25 "$cfg" "$batched"
@@ -46,6 +48,9 @@ if [[ $rows == *" malmen25lr2 "* ]]; then  # the same trained editor, tested wit
     echo "== MALMEN ×25 (Adam 1e-4), 2 rounds: no finished run and TRAIN=0: left out"
   fi
 fi
+trained_row malmen25subj "MALMEN ×25, Adam 1e-4, subject keys (blocks 3–8)" \
+  smollm2_qa+malmen+batched25+lr1e-4+subject_keys "$cfg" configs/editor/malmen.yaml "$batched" \
+  configs/train/lr1e-4.yaml configs/train/subject_keys.yaml
 trained_row malmen25lr6 "MALMEN ×25, Adam 1e-4, last 6 blocks" smollm2_qa+malmen+batched25+lr1e-4+last6blocks "$cfg" \
   configs/editor/malmen.yaml "$batched" configs/train/lr1e-4.yaml configs/train/last6blocks.yaml
 if [[ $rows == *" malmen125lr "* ]]; then  # continues the k = 25 editor (trained first if need be) at k = 125
@@ -83,7 +88,7 @@ for set in ${SETS:-mixed hard}; do
     out=${OUT:-experiments/results/table5}_${set}_k$k
     "$BIN/mendlight" table -c "$cfg" --out "$out" \
       --title "Batched editing ($label): k = $k simultaneous edits" \
-      --command "KS=$k SETS=$set${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
+      --command "KS=$k SETS=$set${KS_FT:+ KS_FT=\"$KS_FT\"}${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
       "${editors[@]}" \
       -- --trainer.precision 32-true --data.init_args.eval_n_edits "$k" --data.init_args.max_eval_records "$records" \
       "${options[@]}"
@@ -91,6 +96,6 @@ for set in ${SETS:-mixed hard}; do
   done
   "$BIN/python" experiments/curves.py --x-label "simultaneous edits k" --x-from-title "k = " --log-x \
     --title "Table 5 analogue ($label): SmolLM2-135M question answering" \
-    --command "KS=\"${KS:-1 5 25 125 500 1000}\" SETS=$set${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
+    --command "KS=\"${KS:-1 5 25 125 500 1000}\" SETS=$set${KS_FT:+ KS_FT=\"$KS_FT\"}${ROWS:+ ROWS=\"$ROWS\"} bash experiments/table5.sh" \
     --out "${OUT:-experiments/results/table5}_$set" "${tables[@]}"
 done
