@@ -34,7 +34,7 @@ import torch
 
 from mendlight.data.batch import model_inputs
 from mendlight.data.module import EditDataModule
-from mendlight.models.loading import load_base_model, load_tokenizer
+from mendlight.models.loading import load_base_model
 from mendlight.reporting import write_measurement
 
 KINDS = ("up_proj", "down_proj")  # gate_proj reads the same input as up_proj
@@ -72,22 +72,17 @@ def capture_keys(
     return out
 
 
-def subject_positions(rows: dict, subjects: list[str], tokenizer) -> torch.Tensor:
+def subject_positions(rows: dict, texts: list[str], subjects: list[str | None], encoder) -> torch.Tensor:
     """A ``[rows, T]`` mask with the last token of each row's subject (none where the subject is not found).
 
-    The row's text is its decoded tokens; the subject's last token is the last token of the text up to the
-    subject's end, where that text tokenises to the row's first tokens (else the row is left without one).
+    Row i starts with the tokens of ``texts[i]`` (its prompt or rephrase); the position is the data
+    encoder's (:meth:`~mendlight.data.encoding.RowEncoder.subject_position`), as for the edit rows.
     """
     mask = torch.zeros_like(rows["input_ids"], dtype=torch.bool)
-    for i, subject in enumerate(subjects):
-        ids = rows["input_ids"][i][rows["attention_mask"][i].bool()].tolist()
-        text = tokenizer.decode(ids)
-        start = text.find(subject)
-        if start < 0:
-            continue
-        prefix = tokenizer(text[: start + len(subject)], add_special_tokens=False)["input_ids"]
-        if prefix and ids[: len(prefix)] == prefix:
-            mask[i, len(prefix) - 1] = True
+    for i, (text, subject) in enumerate(zip(texts, subjects, strict=True)):
+        position = encoder.subject_position(rows["input_ids"][i].tolist(), text, subject)
+        if position >= 0:
+            mask[i, position] = True
     return mask
 
 
@@ -148,13 +143,16 @@ def measure(
         edit = capture_keys(model, batch["edit"], batch["edit"]["labels"] != -100)
         rephrase = capture_keys(model, batch["equiv"], batch["equiv"]["labels"] != -100)
     else:
-        subjects = [record_id.split("/", 1)[1] for record_id in batch["meta"]["ids"]]
-        tokenizer = load_tokenizer(model_ref)
-        edit_mask = subject_positions(batch["edit"], subjects, tokenizer)
+        meta = batch["meta"]
+        subjects = meta["subjects"]
+        edit_mask = subject_positions(batch["edit"], meta["prompts"], subjects, data.encoder)
         edit = capture_keys(model, batch["edit"], edit_mask)
+        rephrase_texts = [text for texts in meta["rephrases"] for text in texts]  # the equiv rows, in order
         rephrase_subjects = [subjects[o] for o in owner]
         rephrase = capture_keys(
-            model, batch["equiv"], subject_positions(batch["equiv"], rephrase_subjects, tokenizer)
+            model,
+            batch["equiv"],
+            subject_positions(batch["equiv"], rephrase_texts, rephrase_subjects, data.encoder),
         )
         n_rephrases = sum(len(k) for k in next(iter(rephrase.values())))
         print(

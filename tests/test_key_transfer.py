@@ -70,6 +70,7 @@ def test_the_script_measures_every_block_of_a_tiny_model_and_writes_its_tables(t
 
 
 def test_subject_keys_are_one_per_row_at_the_subjects_last_token(tmp_path):
+    from mendlight.data.encoding import CausalEncoder
     from mendlight.models.loading import load_tokenizer
 
     tok = load_tokenizer("tiny-random-llama")
@@ -80,7 +81,7 @@ def test_subject_keys_are_one_per_row_at_the_subjects_last_token(tmp_path):
         "input_ids": torch.tensor([e + [0] * (width - len(e)) for e in encoded]),
         "attention_mask": torch.tensor([[1] * len(e) + [0] * (width - len(e)) for e in encoded]),
     }
-    mask = key_transfer.subject_positions(rows, ["Lake Tiny"] * 3, tok)
+    mask = key_transfer.subject_positions(rows, texts, ["Lake Tiny"] * 3, CausalEncoder(tok, max_length=64))
     assert mask.sum(dim=1).tolist() == [1, 1, 0]  # the third row does not name the subject
     for i in range(2):
         last = int(mask[i].nonzero())

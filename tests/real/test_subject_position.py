@@ -24,7 +24,7 @@ def encoder() -> CausalEncoder:
 )
 def test_the_token_holding_the_subjects_last_character(encoder, prompt, subject, up_to):
     row = encoder.pair(prompt, "Morocco")
-    position = encoder.subject_position(row, prompt, subject)
+    position = encoder.subject_position(row.input_ids, prompt, subject)
     assert encoder.tok.decode(row.input_ids[: position + 1]).lower().endswith(up_to.lower())
     assert subject[-1] in encoder.tok.decode(row.input_ids[position : position + 1])
 
@@ -32,7 +32,7 @@ def test_the_token_holding_the_subjects_last_character(encoder, prompt, subject,
 def test_no_position_without_the_subject_or_with_a_prompt_cut_on_its_left(encoder):
     prompt = "Q: In which country is Boende Airport? A:"
     row = encoder.pair(prompt, "Morocco")
-    assert encoder.subject_position(row, prompt, None) == -1
-    assert encoder.subject_position(row, prompt, "Atlantis") == -1
+    assert encoder.subject_position(row.input_ids, prompt, None) == -1
+    assert encoder.subject_position(row.input_ids, prompt, "Atlantis") == -1
     cut = CausalEncoder(encoder.tok, max_length=6).pair(prompt, "Morocco")  # the prompt loses its start
-    assert encoder.subject_position(cut, prompt, "Boende Airport") == -1
+    assert encoder.subject_position(cut.input_ids, prompt, "Boende Airport") == -1

@@ -69,6 +69,7 @@ class EditMeta(TypedDict):
     relations: NotRequired[list[str | None]]  # the records' relation names (None where unknown)
     relations_in_train: NotRequired[list[bool | None]]  # False: a relation held out of training
     templates: NotRequired[list[str]]  # the prompts with the subject as {s} (see data.composition)
+    subjects: NotRequired[list[str | None]]  # the records' subjects (None where a record names none)
 
 
 class CondRows(TypedDict):

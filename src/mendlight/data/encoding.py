@@ -325,8 +325,8 @@ class RowEncoder:
         """Right-pad plain token sequences into ``input_ids``/``attention_mask`` (the ``cond`` group)."""
         return {"input_ids": _pad_2d(seqs, self.pad_id), "attention_mask": _mask(seqs)}
 
-    def subject_position(self, row: EncodedRow, prompt: str, subject: str | None) -> int:
-        """Index in ``row.input_ids`` of the token that holds the last character of ``subject`` in ``prompt``.
+    def subject_position(self, input_ids: list[int], prompt: str, subject: str | None) -> int:
+        """Index in a row's ``input_ids`` of the token holding the last character of ``subject``.
 
         The subject's first occurrence counts; the token may run past the subject's end (``"oblast'?"`` is
         one token). -1 where the record names no subject, the prompt does not contain it, or the row does not
@@ -341,7 +341,7 @@ class RowEncoder:
         except NotImplementedError:  # a slow tokenizer: no offsets
             return -1
         ids = list(encoded["input_ids"])
-        if row.input_ids[: len(ids)] != ids:
+        if input_ids[: len(ids)] != ids:
             return -1
         for index, (begin, stop) in enumerate(encoded["offset_mapping"]):
             if begin <= last_char < stop and ids[index] not in self.specials:

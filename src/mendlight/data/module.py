@@ -350,7 +350,10 @@ class EditDataModule(pl.LightningDataModule):
             loc_items += items
         edit_rows = enc.pad(edit)
         edit_rows["subject_last"] = torch.tensor(
-            [enc.subject_position(row, r.prompt, r.subject) for row, r in zip(edit, records, strict=True)],
+            [
+                enc.subject_position(row.input_ids, r.prompt, r.subject)
+                for row, r in zip(edit, records, strict=True)
+            ],
             dtype=torch.long,
         )
         batch: dict[str, Any] = {
@@ -380,6 +383,7 @@ class EditDataModule(pl.LightningDataModule):
             "relations": [r.relation for r in records],
             "relations_in_train": [_relation_in_train(r) for r in records],
             "templates": [prompt_template(r.prompt, r.subject) for r in records],
+            "subjects": [r.subject for r in records],
         }
         return batch  # type: ignore[return-value]
 
