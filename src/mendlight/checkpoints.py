@@ -1,4 +1,4 @@
-"""Checks on a ``--ckpt_path`` before anything runs: where it is, that it loads safely, and whose it is.
+"""Checks on a ``--ckpt_path`` or ``fit --init_from`` before anything runs: where, how safely, whose.
 
 * Only local files are accepted. A URL (``http://``, ``s3://``...) is refused unless its scheme is allowed
   explicitly (``--allow_remote_ckpt https``); it is then downloaded once into the cache and, like every
@@ -72,8 +72,12 @@ def fetch_remote(url: str, allowed: list[str]) -> Path:
     return target
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_checkpoint(path: str | os.PathLike[str], option: str = "--ckpt_path") -> dict[str, Any]:
     """Load a local checkpoint with ``weights_only=True`` and check that it is a mendlight editor checkpoint.
+
+    Args:
+        path: the checkpoint file.
+        option: the command-line option that named it, for the messages.
 
     Raises:
         CheckpointError: if the file is missing, empty, truncated, holds pickled code or other objects, or
@@ -84,11 +88,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         hint = "is a directory, not a checkpoint file" if path.is_dir() else "does not exist"
         raise CheckpointError(
-            f"--ckpt_path {str(path)!r} {hint}; trained editors are saved as "
+            f"{option} {str(path)!r} {hint}; trained editors are saved as "
             "runs/<name>/version_N/checkpoints/last.ckpt (or best-<step>.ckpt)"
         )
     if path.stat().st_size == 0:
-        raise CheckpointError(f"--ckpt_path {str(path)!r} is an empty file, not a checkpoint")
+        raise CheckpointError(f"{option} {str(path)!r} is an empty file, not a checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage, refused pickle...: all one message
@@ -97,10 +101,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             why = "it holds pickled objects other than tensors and plain values, which mendlight never loads"
         else:
             why = f"it is truncated or not a PyTorch checkpoint ({type(err).__name__}: {first[:200]})"
-        raise CheckpointError(f"--ckpt_path {str(path)!r} cannot be read: {why}") from err
+        raise CheckpointError(f"{option} {str(path)!r} cannot be read: {why}") from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "mendlight" not in ckpt:
         raise CheckpointError(
-            f"--ckpt_path {str(path)!r} is not a mendlight editor checkpoint (no editor state and base-model "
+            f"{option} {str(path)!r} is not a mendlight editor checkpoint (no editor state and base-model "
             "record); pass a checkpoint written by `mendlight fit`"
         )
     return ckpt
@@ -126,7 +130,12 @@ def _same_class(a: str | None, b: str | None) -> bool:
 
 
 def check_agreement(
-    path: str, ckpt: dict[str, Any], class_path: str | None, base_model: str | None, allow_other_base: bool
+    path: str,
+    ckpt: dict[str, Any],
+    class_path: str | None,
+    base_model: str | None,
+    allow_other_base: bool,
+    option: str = "--ckpt_path",
 ) -> None:
     """Refuse a checkpoint made for another editor class or (unless allowed) another base model.
 
@@ -136,6 +145,7 @@ def check_agreement(
         class_path: the editor class the config names (``model.class_path``).
         base_model: the base model the config names (``model.init_args.base_model``).
         allow_other_base: ``--allow_other_base``: a different base model is deliberate.
+        option: the command-line option that named the checkpoint, for the messages.
 
     Raises:
         CheckpointError: naming both sides of the mismatch.
@@ -146,14 +156,14 @@ def check_agreement(
     if not _same_class(ckpt_class, class_path):
         theirs, ours = str(ckpt_class).rsplit(".", 1)[-1], str(class_path).rsplit(".", 1)[-1]
         raise CheckpointError(
-            f"--ckpt_path {path!r} holds a {theirs} editor ({ckpt_class}) but the config asks for {ours} "
+            f"{option} {path!r} holds a {theirs} editor ({ckpt_class}) but the config asks for {ours} "
             f"({class_path}); test the checkpoint with the config it was trained with "
             "(-c runs/<name>/version_N/config.yaml) or pick the matching editor"
         )
     ckpt_base = (ckpt.get("mendlight") or {}).get("base_model") or hparams.get("base_model")
     if base_model and ckpt_base and str(ckpt_base) != str(base_model) and not allow_other_base:
         raise CheckpointError(
-            f"--ckpt_path {path!r} was trained on base model {ckpt_base!r} but the config names "
+            f"{option} {path!r} was trained on base model {ckpt_base!r} but the config names "
             f"{base_model!r}; use the config it was trained with (-c runs/<name>/version_N/config.yaml), or "
             "pass --allow_other_base true to apply it to this base model deliberately (its edited weights "
             "must have the same shapes)"
@@ -207,3 +217,35 @@ def load_editor_checkpoint(model: LightningModule, ckpt_path: str, weights_only:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
+
+
+def warm_start(model: LightningModule, path: str, class_path: str | None) -> int:
+    """Start a training run from a trained editor's weights (``fit --init_from``); return the step it had.
+
+    The editor networks, learned step sizes or regularisers and normalisation statistics are loaded, as by
+    :func:`load_editor_checkpoint`; the optimiser, step count, schedule and data order start afresh. That is
+    what continuing an editor in another setting needs (more simultaneous edits per step, another learning
+    rate), where ``--ckpt_path`` would restore the old run's state exactly.
+
+    Args:
+        model: the editor the config built; it must have the checkpoint's editor class, edited weights and
+            network sizes.
+        path: a local checkpoint file written by ``mendlight fit``.
+        class_path: the editor class the config names, checked against the checkpoint's.
+
+    Raises:
+        CheckpointError: for a missing, unreadable or foreign file, another editor class or base model
+            (unless ``--allow_other_base``), or tensors that do not fit this editor; the message names
+            ``--init_from``.
+
+    """
+    checkpoint = read_checkpoint(path, option="--init_from")
+    base_model = getattr(getattr(model, "hparams", None), "base_model", None)
+    allow_other_base = bool(getattr(model, "allow_other_base", False))
+    check_agreement(path, checkpoint, class_path, base_model, allow_other_base, option="--init_from")
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    step = int(checkpoint.get("global_step", 0) or 0)
+    if hasattr(model, "checkpoint_step"):
+        model.checkpoint_step = 0  # a fresh run: its own steps count from 0
+    return step

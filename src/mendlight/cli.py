@@ -22,10 +22,18 @@ from typing import Any
 from pytorch_lightning import Callback, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mendlight.callbacks import LastCheckpoint, StepEarlyStopping, TextProgress
-from mendlight.checkpoints import SPECIAL_PATHS, check_agreement, fetch_remote, read_checkpoint, url_scheme
+from mendlight.checkpoints import (
+    SPECIAL_PATHS,
+    check_agreement,
+    fetch_remote,
+    read_checkpoint,
+    url_scheme,
+    warm_start,
+)
 from mendlight.cli_parser import (
     SUBCOMMANDS,
     USAGE,
@@ -36,7 +44,7 @@ from mendlight.cli_parser import (
 )
 from mendlight.data.module import EditDataModule
 from mendlight.editors import Editor
-from mendlight.errors import TrainingStopped, user_error_behind
+from mendlight.errors import ConfigError, TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.packaged_configs import resolve_config_args
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
@@ -102,6 +110,16 @@ class MendLightCLI(LightningCLI):
             default=False,
             help="apply a checkpoint trained on another base model (edited weights of the same shapes) to "
             "the config's base model, instead of refusing it",
+        )
+        parser.add_argument(
+            "--init_from",
+            type=str | None,
+            default=None,
+            help="fit only: start training from a trained editor's checkpoint (its networks, learned step "
+            "sizes and normalisation statistics) with a fresh optimiser, step count and data order, e.g. to "
+            "continue an editor trained at 25 edits per step at 125. The config must build the same editor "
+            "(class, base model, edited weights, sizes). --ckpt_path instead resumes a run exactly; given "
+            "both, --ckpt_path wins (a warm-started run resumes from its own last.ckpt).",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
@@ -193,6 +211,11 @@ class MendLightCLI(LightningCLI):
         given.
         """
         cfg = self.config[self.subcommand]
+        if self.subcommand != "fit" and cfg.get("init_from") and not cfg.get("ckpt_path"):
+            raise ConfigError(
+                f"--init_from {cfg.get('init_from')!r} starts a training run (`mendlight fit`); to "
+                f"{self.subcommand} a trained editor pass its checkpoint as --ckpt_path"
+            )
         trainer = cfg.get("trainer", {})
         use_default_root_dir(trainer)
         logger = trainer.get("logger")
@@ -228,6 +251,22 @@ class MendLightCLI(LightningCLI):
                 f"`mendlight edit -c <config> --prompt ... --target ...`.\n"
             )
             raise SystemExit(2)
+        self._warm_start()
+
+    def _warm_start(self) -> None:
+        """``--init_from``: load a trained editor's weights before training starts (unless resuming)."""
+        cfg = self.config[self.subcommand]
+        init_from = cfg.get("init_from")
+        if not init_from:
+            return
+        if cfg.get("ckpt_path"):
+            resumed = cfg.get("ckpt_path")
+            rank_zero_info(f"--init_from {init_from} is not loaded: --ckpt_path {resumed} resumes the run")
+            return
+        class_path = getattr(cfg.get("model"), "class_path", None)
+        step = warm_start(self.model, str(init_from), class_path)
+        self.model.initialised_from = {"checkpoint": str(init_from), "step": step}
+        rank_zero_info(f"editor weights from {init_from} (step {step} of its run); this run counts from 0")
 
 
 def _run_is_where_the_logger_points(run: Path, name: str | None, save_dir: str | None) -> bool:

@@ -168,8 +168,8 @@ class FitSummary(Callback):
     that reached its end: ``max_steps``, ``max_epochs``, ``max_time`` or early stopping), ``reason``,
     ``global_step``, ``max_steps``, ``reached_max_steps``, ``best_checkpoint``, ``monitor`` (the metric that
     chose it) and ``best_score`` (its value there), ``best_val_loss`` (the same when the monitor is
-    ``val/loss``, else null), ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``started`` and
-    ``updated`` (ISO times),
+    ``val/loss``, else null), ``last_checkpoint``, ``skipped_steps``, ``resumed_from``, ``initialised_from``
+    (``fit --init_from``'s checkpoint and its step, else null), ``started`` and ``updated`` (ISO times),
     ``train_time_s`` (since training started in this process), ``validation_time_s`` and
     ``validation_share`` (the part of it spent validating), ``pid`` and ``host``; ``error`` holds the message
     of a failure.
@@ -248,6 +248,7 @@ class FitSummary(Callback):
             "skipped_steps": int(getattr(pl_module, "skipped_steps", 0) or 0),
             **_fit_times(self._train_start, self._val_seconds),
             "resumed_from": self._resumed_from,
+            "initialised_from": getattr(pl_module, "initialised_from", None),
             "started": self._started,
             "updated": _now(),
             "pid": os.getpid(),

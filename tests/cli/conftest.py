@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,3 +40,18 @@ def one_error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("mendlight: error:")]
     assert len(lines) == 1, err[-3000:]
     return lines[0]
+
+
+def main_in(directory: Path, args: list[str]) -> None:
+    """Run ``mendlight <args>`` in-process with ``directory`` as the working directory (for module fixtures,
+    which cannot use ``monkeypatch``)."""
+    from mendlight.cli import main
+
+    cwd, argv = os.getcwd(), sys.argv
+    os.chdir(directory)
+    sys.argv = ["mendlight"]
+    try:
+        main(args)
+    finally:
+        os.chdir(cwd)
+        sys.argv = argv

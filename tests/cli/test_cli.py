@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from mendlight.editors import MEND
 from mendlight.models.arch import resolve_edit_params
 from mendlight.models.functional import forward_with, state_fingerprint
 from mendlight.models.loading import load_base_model
+from tests.cli.conftest import main_in
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny_debug.yaml"
@@ -78,14 +77,7 @@ class FitRun:
 def fit_run(tmp_path_factory) -> FitRun:
     """``mendlight fit -c configs/tiny_debug.yaml`` once, in a temporary working directory."""
     root = tmp_path_factory.mktemp("cli_fit")
-    cwd, argv = os.getcwd(), sys.argv
-    os.chdir(root)
-    sys.argv = ["mendlight"]
-    try:
-        main(["fit", "-c", str(TINY)])
-    finally:
-        os.chdir(cwd)
-        sys.argv = argv
+    main_in(root, ["fit", "-c", str(TINY)])
     return FitRun(root=root, version=root / "runs" / "tiny_debug" / "version_0")
 
 
