@@ -169,17 +169,30 @@ def load_editor(
 
 
 def _records(
-    edits: Any, prompts: list[str] | None, targets: list[str] | None, rephrases: list[list[str]] | None
+    edits: Any,
+    prompts: list[str] | None,
+    targets: list[str] | None,
+    rephrases: list[list[str]] | None,
+    subjects: list[str] | None = None,
 ) -> list[EditRecord]:
-    if edits is not None and (prompts is not None or targets is not None):
-        raise APIError("give either edits or prompts/targets, not both")
+    if edits is not None and (prompts is not None or targets is not None or subjects is not None):
+        raise APIError("give either edits or prompts/targets (and subjects), not both")
     if edits is None:
         if not prompts or targets is None or len(prompts) != len(targets):
             raise APIError("prompts and targets must be lists of the same, non-zero length")
         if rephrases is not None and len(rephrases) != len(prompts):
             raise APIError("rephrases must hold one list of rephrasings per prompt")
+        if subjects is not None and len(subjects) != len(prompts):
+            raise APIError(f"subjects must hold one subject per prompt: {len(subjects)} for {len(prompts)}")
+        for i, subject in enumerate(subjects or []):
+            if not subject or subject not in prompts[i]:
+                raise APIError(
+                    f"subject {i} ({subject!r}) does not occur in its prompt {prompts[i]!r}; give the words "
+                    "of the prompt that name what the fact is about"
+                )
         edits = [
             {"prompt": p, "target_new": t, "rephrases": list(rephrases[i]) if rephrases else []}
+            | ({"subject": subjects[i]} if subjects else {})
             for i, (p, t) in enumerate(zip(prompts, targets, strict=True))
         ]
     if isinstance(edits, EditRecord | dict):
@@ -243,6 +256,7 @@ class ModelEditor:
         prompts: list[str] | None = None,
         targets: list[str] | None = None,
         rephrases: list[list[str]] | None = None,
+        subjects: list[str] | None = None,
         sequential: bool = False,
         in_place: bool = False,
         preview_tokens: int = 8,
@@ -255,6 +269,9 @@ class ModelEditor:
             prompts: the edit prompts, instead of ``edits``.
             targets: the new target of each prompt (a space is put between prompt and target).
             rephrases: for each prompt, other wordings that should give the new target too.
+            subjects: for each prompt, the words in it that name what the fact is about ("France" in "The
+                capital of France is"); editors keyed on the subject (``MALMEN(key_tokens="subject")``)
+                need them, the others keep them as the records' ``subject``. Each must occur in its prompt.
             sequential: make the edits one after another, each on the model the previous ones left (and
                 measure every edit after the last); default: all at once, as one batched edit.
             in_place: write the edits into the editor's base model (the object you passed) instead of a copy;
@@ -265,7 +282,7 @@ class ModelEditor:
             The :class:`EditResult`.
 
         """
-        records = _records(edits, prompts, targets, rephrases)
+        records = _records(edits, prompts, targets, rephrases, subjects)
         editor, dm = self.editor, self.datamodule
         editor.attach_datamodule(dm)  # FT+KL draws its locality rows from it (once); a no-op for the others
         editor.eval()

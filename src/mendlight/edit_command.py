@@ -35,7 +35,7 @@ class EditCommandError(UserInputError, ValueError):
 
 
 def edit_records(
-    prompt: str | None, target: str | None, rephrases: list[str], file: str | None
+    prompt: str | None, target: str | None, rephrases: list[str], file: str | None, subject: str | None = None
 ) -> list[EditRecord]:
     """The edits of ``mendlight edit``: a record of ``--prompt``/``--target``, or the records of ``--file``.
 
@@ -48,12 +48,19 @@ def edit_records(
 
     """
     if file:
-        if prompt or target:
-            raise EditCommandError("give either --file or --prompt/--target, not both")
+        if prompt or target or subject:
+            raise EditCommandError(
+                "give either --file or --prompt/--target/--subject, not both (records name their own subject)"
+            )
         return read_records(file)
     if not prompt or not target:
         raise EditCommandError("mendlight edit needs --prompt and --target (or --file edits.jsonl)")
-    return [EditRecord(prompt=prompt, target_new=target, rephrases=rephrases, id="cli")]
+    if subject is not None and (not subject or subject not in prompt):
+        raise EditCommandError(
+            f"--subject {subject!r} does not occur in --prompt {prompt!r}; give the words of the prompt that "
+            "name what the fact is about"
+        )
+    return [EditRecord(prompt=prompt, target_new=target, rephrases=rephrases, subject=subject, id="cli")]
 
 
 def _resolved(path: str | os.PathLike) -> Path:
@@ -166,6 +173,7 @@ def run_edit(
     rephrases: list[str],
     file: str | None,
     save: str | None,
+    subject: str | None = None,
     overwrite: bool = False,
     max_new_tokens: int | None = None,
     weights_only: bool = True,
@@ -188,6 +196,7 @@ def run_edit(
         rephrases: extra prompts that should give the new target too.
         file: a JSONL file of edit records applied together.
         save: a directory to write the edited model to.
+        subject: the words of ``prompt`` that name what the fact is about (needed by subject-keyed editors).
         overwrite: allow ``save`` to replace the files of a non-empty directory.
         max_new_tokens: greedy tokens per answer.
         weights_only: load the checkpoint with ``torch.load(weights_only=True)``.
@@ -210,7 +219,7 @@ def run_edit(
         check_save_dir(save, getattr(model, "hparams", {}).get("base_model"), overwrite)
     if datamodule is None:
         raise EditCommandError("mendlight edit needs a data module for tokenisation (pass -c <config>)")
-    records = edit_records(prompt, target, rephrases, file)
+    records = edit_records(prompt, target, rephrases, file, subject)
     checks = [c for c in (check or []) if c.strip()]
     if ckpt_path:
         load_editor_checkpoint(model, ckpt_path, weights_only)

@@ -25,6 +25,7 @@ class MendTrainer(Trainer):
         prompt: str | None = None,
         target: str | None = None,
         rephrases: list[str] | None = None,
+        subject: str | None = None,
         file: str | None = None,
         save: str | None = None,
         overwrite: bool = False,
@@ -45,6 +46,8 @@ class MendTrainer(Trainer):
                 target does not already start with whitespace and the prompt does not end in it (as in ROME
                 and EasyEdit): "Rome" and " Rome" make the same edit.
             rephrases: extra prompts to check the edit generalises to (repeatable, or a JSON list).
+            subject: the words of the prompt that name what the fact is about, e.g. "France"; a subject-keyed
+                MALMEN (``key_tokens: subject``) needs it, other editors record it.
             file: a JSONL file of edit records applied together (instead of prompt/target).
             save: write the edited model to this directory as a plain Hugging Face model; it must be new or
                 empty (checked before the edit is computed) and never the base model's own directory.
@@ -70,6 +73,7 @@ class MendTrainer(Trainer):
             prompt=prompt,
             target=target,
             rephrases=list(rephrases or []),
+            subject=subject,
             file=file,
             save=save,
             overwrite=overwrite,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mendlight.api import APIError, ModelEditor
 from mendlight.data import EditDataModule
 from mendlight.data.records import EditRecord, LocalityItem, write_records
+from mendlight.edit_command import EditCommandError, edit_records
 from mendlight.errors import ConfigError
 from mendlight.models.functional import state_fingerprint
 from tests.editors.helpers import rows
@@ -115,3 +117,35 @@ def test_bad_key_tokens_and_decoder_weights_are_config_errors():
         make(key_tokens="object")
     with pytest.raises(ConfigError, match="is in the decoder of an encoder-decoder model"):
         make("tiny-random-t5-v1_1", key_tokens="subject")  # its default edits include decoder blocks
+
+
+def test_the_python_api_and_edit_command_take_the_subject_with_the_prompt(tmp_path):
+    editor, dm = with_subject_records(tmp_path)
+    records = subject_records()
+    editor.train()
+    editor.edit(dm.make_batch(records, train=False)["edit"])  # fills the normalisation statistics
+    api = ModelEditor(editor, dm)
+    prompts, targets = [r.prompt for r in records], [r.target_new for r in records]
+    given = api.edit(prompts=prompts, targets=targets, subjects=SUBJECTS, preview_tokens=0)
+    as_dicts = [{"prompt": r.prompt, "target": r.target_new, "subject": r.subject} for r in records]
+    from_records = api.edit(as_dicts, preview_tokens=0)
+    assert given.deltas.keys() == from_records.deltas.keys() and given.deltas
+    for name, delta in given.deltas.items():
+        assert float(delta.abs().max()) > 0, name
+        torch.testing.assert_close(delta, from_records.deltas[name], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="no subject"):  # prompts alone name no subject
+        api.edit(prompts=prompts, targets=targets, preview_tokens=0)
+    with pytest.raises(APIError, match=r"subject 0 \('Atlantis'\) does not occur in its prompt"):
+        api.edit(prompts=prompts, targets=targets, subjects=["Atlantis", *SUBJECTS[1:]])
+    with pytest.raises(APIError, match="one subject per prompt: 2 for 3"):
+        api.edit(prompts=prompts, targets=targets, subjects=SUBJECTS[:2])
+    # `mendlight edit --prompt ... --target ... --subject ...` makes the same record
+    (cli_record,) = edit_records(prompts[0], targets[0], [], None, subject=SUBJECTS[0])
+    assert cli_record.subject == SUBJECTS[0]
+    cli_batch = dm.make_batch([cli_record], train=False)["edit"]
+    assert (
+        cli_batch["subject_last"].tolist()
+        == dm.make_batch(records[:1], train=False)["edit"]["subject_last"].tolist()
+    )
+    with pytest.raises(EditCommandError, match="--subject 'Atlantis' does not occur in --prompt"):
+        edit_records(prompts[0], targets[0], [], None, subject="Atlantis")
