@@ -12,10 +12,7 @@ checkpoints and, for ``test``, ``results.json``/``results.md``; every command en
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from mendlight.editors import Editor
 from mendlight.errors import ConfigError, TrainingStopped, user_error_behind
 from mendlight.loggers import RunLogger, remove_unused_runs
 from mendlight.packaged_configs import resolve_config_args
+from mendlight.quiet import quiet_known_noise
 from mendlight.run_control import SIGNAL_EXIT, FitSummary, GracefulStop
 from mendlight.run_dirs import (
     TESTS_DIR,
@@ -290,38 +288,6 @@ def _editor_class(class_path: str) -> type | None:
         return None
 
 
-class _NoLitLoggerTip(logging.Filter):
-    """Drop Lightning's "try installing litlogger" tip."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-_NO_LITLOGGER_TIP = _NoLitLoggerTip()
-
-
-def _quiet_known_noise() -> None:
-    """Silence warnings that are expected on this stack (docs/design.md §8.1)."""
-    for pattern in (
-        ".*isinstance.treespec, LeafSpec.*",
-        ".*module\\(s\\) in eval mode.*",
-        ".*litlogger.*",
-        ".*does not have many workers.*",
-        ".*The number of training batches.*",
-        ".*when using `ckpt_path`, callbacks used to create the checkpoint.*",
-        ".*The dirpath has changed from.*",
-        # resuming mid-epoch is exact: the data module saves and restores the position in the training data
-        ".*your dataloader is not resumable.*",
-        # evaluation metrics are reduced over the processes by torchmetrics before they are logged
-        ".*when logging on epoch level in distributed setting.*",
-    ):
-        warnings.filterwarnings("ignore", message=pattern)
-    # Lightning advertises its cloud logger on every run (an info line, not a warning)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NO_LITLOGGER_TIP)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-
-
 def main(args: ArgsType = None) -> int | None:
     """Entry point of the ``mendlight`` console script and ``python -m mendlight``.
 
@@ -330,7 +296,7 @@ def main(args: ArgsType = None) -> int | None:
     user's input (configs, records, model references, edit arguments) are printed as one message and exit
     with status 2 instead of a traceback.
     """
-    _quiet_known_noise()
+    quiet_known_noise()
     argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, dict) else None
     if argv is not None and argv[:1] == ["--version"]:
         print(f"mendlight {package_version()}")
