@@ -18,8 +18,15 @@ what separates them may be the wording rather than the fact. The keys are the in
 input, shared with ``gate_proj``) and of ``down_proj`` (the MLP's hidden activations) in every block of the
 embedded SmolLM2-135M, at MALMEN's trained regulariser e^λ ≈ 1 and near the least-squares limit.
 
+With ``--whiten train`` the keys are first whitened by the second moment ``C₀ = E[kkᵀ]`` of the same keys
+of training-split edits (``k → L⁻¹k`` for ``C₀ = LLᵀ``, a small ridge added): the solve then minimises
+``‖KΔW − V‖² + λ·tr(ΔWᵀC₀ΔW)``, MEMIT's regulariser, which spares the directions every edit of the corpus
+shares (the question templates) and separates edits by what is particular to each. The regulariser keeps its
+strength relative to the keys' size (λ divided by ``tr(C₀)/d``).
+
 Usage:
-    python experiments/key_transfer.py [--ks 1 25 125 500] [--split val] [--out experiments/results/X]
+    python experiments/key_transfer.py [--ks 1 25 125 500] [--split val] [--keys answer|subject]
+        [--whiten none|train] [--whiten-records 2000] [--out experiments/results/X]
 
 Writes ``OUT.md`` and ``OUT.json`` (with the command, commit, date and machine) when ``--out`` is given.
 """
@@ -86,6 +93,14 @@ def subject_positions(rows: dict, texts: list[str], subjects: list[str | None], 
     return mask
 
 
+def key_positions(batch: dict, keys: str, encoder) -> torch.Tensor:
+    """The ``[rows, T]`` mask of a batch's edit rows where the keys are read: answer or subject tokens."""
+    if keys == "answer":
+        return batch["edit"]["labels"] != -100
+    meta = batch["meta"]
+    return subject_positions(batch["edit"], meta["prompts"], meta["subjects"], encoder)
+
+
 def mix_weights(keys: torch.Tensor, queries: torch.Tensor, lam: float) -> torch.Tensor:
     """``h(q) = K (KᵀK + λI)⁻¹ q = (KKᵀ + λI)⁻¹ K q`` for every query row: ``[n_queries, n_keys]``.
 
@@ -96,6 +111,20 @@ def mix_weights(keys: torch.Tensor, queries: torch.Tensor, lam: float) -> torch.
         return torch.linalg.solve(gram, keys @ queries.T).T
     gram = keys.T @ keys + lam * torch.eye(keys.shape[1], dtype=keys.dtype)
     return torch.linalg.solve(gram, queries.T).T @ keys.T
+
+
+def whitener(samples: torch.Tensor, ridge: float = 1e-2) -> tuple[torch.Tensor, float]:
+    """``(L⁻ᵀ, tr(C₀)/d)`` for ``C₀ = E[kkᵀ] + ridge·tr(C₀)/d·I = LLᵀ`` of the sample keys ``[n, d]``.
+
+    Key rows multiplied by ``L⁻ᵀ`` have second moment (close to) the identity; a ridge solve on them is the
+    solve under the regulariser ``λ·tr(ΔWᵀC₀ΔW)`` on the raw keys, read at raw queries the same way.
+    """
+    x = samples.double()
+    c0 = x.T @ x / x.shape[0]
+    scale = float(c0.trace()) / c0.shape[0]
+    eye = torch.eye(c0.shape[0], dtype=c0.dtype)
+    lower = torch.linalg.cholesky(c0 + ridge * scale * eye)
+    return torch.linalg.solve_triangular(lower, eye, upper=False).T, scale
 
 
 def measure_group(edit_keys: list[torch.Tensor], rephrase_keys: list[tuple[int, torch.Tensor]], lam: float):
@@ -127,6 +156,8 @@ def measure(
     singles: int,
     model_ref: str = "smollm2-135m",
     keys: str = "answer",
+    whiten: str = "none",
+    whiten_records: int = 2000,
 ) -> list[dict]:
     """One row per (k, weight, regulariser): the mean over the groups of k edits of one batch of max(ks)."""
     model = load_base_model(model_ref).eval()
@@ -139,13 +170,21 @@ def measure(
     loader = data.val_dataloader() if split == "val" else data.test_dataloader()
     batch = next(iter(loader))
     owner = batch["equiv"]["edit_index"].tolist()
+    whitening = {}
+    if whiten == "train":
+        if "train" not in data.splits:
+            data.setup("fit")
+        train = data.make_batch(data.records("train")[:whiten_records], train=False)
+        samples = capture_keys(model, train["edit"], key_positions(train, keys, data.encoder))
+        whitening = {name: whitener(torch.cat(found)) for name, found in samples.items()}
+        print(f"whitening by the keys of {len(train['meta']['ids'])} training edits", flush=True)
     if keys == "answer":
         edit = capture_keys(model, batch["edit"], batch["edit"]["labels"] != -100)
         rephrase = capture_keys(model, batch["equiv"], batch["equiv"]["labels"] != -100)
     else:
         meta = batch["meta"]
         subjects = meta["subjects"]
-        edit_mask = subject_positions(batch["edit"], meta["prompts"], subjects, data.encoder)
+        edit_mask = key_positions(batch, keys, data.encoder)
         edit = capture_keys(model, batch["edit"], edit_mask)
         rephrase_texts = [text for texts in meta["rephrases"] for text in texts]  # the equiv rows, in order
         rephrase_subjects = [subjects[o] for o in owner]
@@ -160,6 +199,9 @@ def measure(
             f"{len(owner)} rephrases",
             flush=True,
         )
+    for name, (transform, _) in whitening.items():
+        edit[name] = [key.double() @ transform for key in edit[name]]
+        rephrase[name] = [key.double() @ transform for key in rephrase[name]]
     rows = []
     for k in ks:
         if k == 1:
@@ -172,7 +214,8 @@ def measure(
                 for group in groups:
                     local = {e: i for i, e in enumerate(group)}
                     pairs = [(local[o], rephrase[name][r]) for r, o in enumerate(owner) if o in local]
-                    result = measure_group([edit[name][e] for e in group], pairs, lam)
+                    strength = lam / whitening[name][1] if whitening else lam  # λ relative to |k|²
+                    result = measure_group([edit[name][e] for e in group], pairs, strength)
                     if result is not None:
                         results.append(result)
                 if not results:  # no rephrase with a token match in any group
@@ -225,12 +268,24 @@ def main(argv: list[str] | None = None) -> None:
         help="answer: the inputs at the answer tokens (MALMEN's keys); subject: at the last token of the "
         "record's subject in the prompt and in each rephrase (where ROME and MEMIT key their edits)",
     )
+    parser.add_argument(
+        "--whiten",
+        choices=("none", "train"),
+        default="none",
+        help="train: whiten the keys by the second moment of the same keys of training-split edits "
+        "(MEMIT's covariance regulariser)",
+    )
+    parser.add_argument("--whiten-records", type=int, default=2000, help="training edits for --whiten train")
     parser.add_argument("--out", help="path prefix of OUT.md and OUT.json")
     args = parser.parse_args(argv)
     if args.singles < 1 or min(args.ks) < 1:
         parser.error("--ks and --singles take positive integers")
     lambdas = {"e^λ = 1 (trained)": 1.0, "e^λ = 1e-3": 1e-3}
-    rows = measure(args.ks, args.split, lambdas, args.singles, args.model, args.keys)
+    if args.whiten_records < 1:
+        parser.error("--whiten-records takes a positive integer")
+    rows = measure(
+        args.ks, args.split, lambdas, args.singles, args.model, args.keys, args.whiten, args.whiten_records
+    )
     text = "\n\n".join(f"### {lam}: transfer / cross-talk\n\n{table(rows, lam)}" for lam in lambdas)
     print(text)
     if args.out:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -141,7 +142,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", help="a MALMEN run directory or checkpoint")
     parser.add_argument("--k", type=int, default=125, help="edits per call")
     parser.add_argument("--batches", type=int, default=2, help="validation batches of k edits")
-    parser.add_argument("--settings", type=parse_setting, nargs="+", default=[(0.0, 1.0)])
+    parser.add_argument(
+        "--settings",
+        type=parse_setting,
+        nargs="+",
+        default=[(0.0, 1.0)],
+        help="SHIFT:FACTOR pairs: added to every log λ, multiplying every η (0:1 is the editor as trained)",
+    )
+    # a negative shift ("-2:1") is a value, not an option
+    parser._negative_number_matcher = re.compile(r"^-\d[\d.eE+-]*(:[\d.eE+-]+)?$")
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
     if args.k < 1 or args.batches < 1:

@@ -31,7 +31,7 @@ def test_each_setting_edits_the_same_records_and_the_editor_is_restored(tmp_path
     (run,) = (tmp_path / "runs").glob("*/version_0")
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     out = tmp_path / "sweep"
-    settings = ["0:1", "2:1", "0:1", "0:1e-12"]
+    settings = ["0:1", "-2:1", "0:1", "0:1e-12"]
     sweep_script.main(
         [
             str(run / "checkpoints" / "last.ckpt"),
@@ -46,10 +46,10 @@ def test_each_setting_edits_the_same_records_and_the_editor_is_restored(tmp_path
         ]
     )
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
-    assert [(row["shift"], row["factor"]) for row in rows] == [(0, 1), (2, 1), (0, 1), (0, 1e-12)]
+    assert [(row["shift"], row["factor"]) for row in rows] == [(0, 1), (-2, 1), (0, 1), (0, 1e-12)]
     lam = last["log_lambda"].exp()
     assert math.isclose(rows[0]["lambda_max"], float(lam.max()), rel_tol=1e-6)
-    assert math.isclose(rows[1]["lambda_max"], float(lam.max()) * math.exp(2), rel_tol=1e-5)
+    assert math.isclose(rows[1]["lambda_max"], float(lam.max()) * math.exp(-2), rel_tol=1e-5)
     assert math.isclose(rows[3]["eta_max"], float(last["alpha"].max()) * 1e-12, rel_tol=1e-5)
     # the editor is restored after each setting: the trained editor measured twice gives the same numbers
     keys = ("n_records", "es", "es_edit", "es_equiv", "acc_drawdown")
