@@ -95,3 +95,28 @@ def test_non_positive_counts_are_refused(capsys):
     with pytest.raises(SystemExit):
         key_transfer.main(["--ks", "0"])
     assert "positive integers" in capsys.readouterr().err
+
+
+def test_whitened_keys_give_the_solve_under_the_covariance_regulariser():
+    torch.manual_seed(0)
+    samples = torch.randn(400, 8, dtype=torch.float64) @ torch.randn(8, 8, dtype=torch.float64)
+    transform, scale = key_transfer.whitener(samples, ridge=0.0)
+    second_moment = (samples @ transform).T @ (samples @ transform) / len(samples)
+    torch.testing.assert_close(second_moment, torch.eye(8, dtype=torch.float64))
+    c0 = samples.T @ samples / len(samples)
+    assert scale == pytest.approx(float(c0.trace()) / 8)
+    # read at raw queries, the whitened ridge solve is argmin |KΔW − V|² + λ tr(ΔWᵀ C₀ ΔW)
+    keys, queries = torch.randn(5, 8, dtype=torch.float64), torch.randn(3, 8, dtype=torch.float64)
+    values = torch.randn(5, 2, dtype=torch.float64)
+    update = torch.linalg.solve(keys.T @ keys + 0.7 * c0, keys.T @ values)
+    weights = key_transfer.mix_weights(keys @ transform, queries @ transform, 0.7)
+    torch.testing.assert_close(weights @ values, queries @ update)
+
+
+def test_the_script_whitens_by_training_keys(tmp_path):
+    out = tmp_path / "whitened"
+    args = ["--model", "tiny-random-llama", "--ks", "2", "--whiten", "train", "--whiten-records", "8"]
+    key_transfer.main([*args, "--out", str(out)])
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert len(rows) == 2 * 4 * 2 and all(0.0 <= r["own_fit"] <= 1.0 + 1e-9 for r in rows)
+    assert "--whiten train" in json.loads(out.with_suffix(".json").read_text())["command"]
