@@ -149,9 +149,27 @@ def test_chunked_equals_unchunked_edits_and_meta_gradients():
             assert_relatively_close(g, ref, 1e-4)
 
 
+def test_a_prior_makes_the_regulariser_the_prior_weighted_norm():
+    """``(KᵀK + e^λ C)⁻¹ KᵀV`` is least squares with the rows ``e^{λ/2} Lᵀ`` (``C = LLᵀ``) stacked under K."""
+    gen = torch.Generator().manual_seed(1)
+    keys, values = torch.randn(30, 12, generator=gen), torch.randn(30, 7, generator=gen)
+    factor = torch.randn(12, 12, generator=gen) / 4 + torch.eye(12)
+    prior = factor @ factor.T
+    lam = torch.tensor(0.8)
+    got = ridge_update(keys, lambda s, e: values[s:e], 7, lam, [], chunk=8, prior=prior)
+    stacked_keys = torch.cat([keys, math.exp(0.8 / 2) * factor.T]).double()
+    stacked_values = torch.cat([values, torch.zeros(12, 7)]).double()
+    expected = torch.linalg.lstsq(stacked_keys, stacked_values).solution.float()
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ridge_solve(keys, values, lam, prior), expected, atol=1e-5, rtol=1e-4)
+    identity = ridge_update(keys, lambda s, e: values[s:e], 7, lam, [], chunk=8, prior=torch.eye(12))
+    torch.testing.assert_close(identity, ridge_update(keys, lambda s, e: values[s:e], 7, lam, [], chunk=8))
+
+
 # ------------------------------------------------------------------------------------------ (3) meta-gradient
+@pytest.mark.parametrize("with_prior", [False, True], ids=["identity", "prior"])
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_closed_form_gradient_equals_autograd_through_the_solve_on_a_small_problem(dtype, tol):
+def test_closed_form_gradient_equals_autograd_through_the_solve_on_a_small_problem(dtype, tol, with_prior):
     gen = torch.Generator().manual_seed(0)
     keys = torch.randn(40, 6, generator=gen, dtype=dtype)
     proj = torch.randn(6, 5, generator=gen, dtype=dtype, requires_grad=True)
@@ -163,9 +181,13 @@ def test_closed_form_gradient_equals_autograd_through_the_solve_on_a_small_probl
         k = keys[start:end]
         return -eta * torch.tanh(k @ proj) * (k * k).sum(-1, keepdim=True)
 
-    closed = ridge_update(keys, values, 5, log_lambda, [proj, eta], chunk=7)
+    prior = None
+    if with_prior:
+        factor = torch.randn(6, 6, generator=gen, dtype=dtype) / 3 + torch.eye(6, dtype=dtype)
+        prior = factor @ factor.T
+    closed = ridge_update(keys, values, 5, log_lambda, [proj, eta], chunk=7, prior=prior)
     grads_closed = torch.autograd.grad(((closed - target) ** 2).sum(), [proj, eta, log_lambda])
-    exact = ridge_solve(keys, values(0, 40), log_lambda)
+    exact = ridge_solve(keys, values(0, 40), log_lambda, prior)
     grads_exact = torch.autograd.grad(((exact - target) ** 2).sum(), [proj, eta, log_lambda])
     assert closed.dtype == dtype
     assert_relatively_close(closed, exact, tol)

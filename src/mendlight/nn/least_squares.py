@@ -14,6 +14,11 @@ a ``key_size × key_size`` solve whatever the number of keys. :func:`ridge_updat
 ``∂L/∂V`` is pushed into the parameters that made ``V`` one chunk at a time, recomputing that chunk of
 ``V`` with autograd on (as activation checkpointing does). Memory then depends on the chunk size, not on
 ``n``. :func:`ridge_solve` is the same solve with ordinary autograd (the reference the tests compare with).
+
+Given a ``prior`` ``C`` (``key_size × key_size``, symmetric positive definite) the regulariser is
+``e^λ tr(ΔWᵀ C ΔW)`` instead of ``e^λ ‖ΔW‖²``: ``ΔW = (KᵀK + e^λ C)⁻¹ KᵀV`` and ``∂L/∂λ = −e^λ Σ M ⊙ CΔW``.
+With ``C`` the second moment of the layer's inputs on other text this is MEMIT's regulariser: the update
+changes the outputs least where inputs usually lie (docs/algorithm.md §11.5c).
 """
 
 from __future__ import annotations
@@ -28,31 +33,39 @@ from torch.autograd.function import once_differentiable
 ValueChunks = Callable[[int, int], Tensor]
 
 
-def ridge_matrix(gram: Tensor, log_lambda: Tensor) -> Tensor:
-    """``KᵀK + e^λ I`` from the Gram matrix ``KᵀK`` (``[key_size, key_size]``) and the log-regulariser λ."""
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    return gram + log_lambda.to(gram.dtype).exp() * eye
+def ridge_matrix(gram: Tensor, log_lambda: Tensor, prior: Tensor | None = None) -> Tensor:
+    """``KᵀK + e^λ C`` from the Gram matrix ``KᵀK`` (``[key_size, key_size]``), λ and the prior ``C`` (I)."""
+    if prior is None:
+        prior = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    return gram + log_lambda.to(gram.dtype).exp() * prior.to(gram.dtype)
 
 
-def ridge_solve(keys: Tensor, values: Tensor, log_lambda: Tensor) -> Tensor:
-    """``(KᵀK + e^λ I)⁻¹ KᵀV`` in one piece, differentiable by ordinary autograd (the reference form).
+def ridge_solve(keys: Tensor, values: Tensor, log_lambda: Tensor, prior: Tensor | None = None) -> Tensor:
+    """``(KᵀK + e^λ C)⁻¹ KᵀV`` in one piece, differentiable by ordinary autograd (the reference form).
 
     Args:
         keys: ``K``, ``[n, key_size]``.
         values: ``V``, ``[n, value_size]``.
         log_lambda: λ, a 0-d tensor.
+        prior: ``C``, ``[key_size, key_size]`` (None: the identity).
 
     Returns:
         ``ΔW``, ``[key_size, value_size]``.
 
     """
-    return torch.linalg.solve(ridge_matrix(keys.T @ keys, log_lambda), keys.T @ values)
+    return torch.linalg.solve(ridge_matrix(keys.T @ keys, log_lambda, prior), keys.T @ values)
 
 
 def ridge_update(
-    keys: Tensor, values: ValueChunks, width: int, log_lambda: Tensor, params: Sequence[Tensor], chunk: int
+    keys: Tensor,
+    values: ValueChunks,
+    width: int,
+    log_lambda: Tensor,
+    params: Sequence[Tensor],
+    chunk: int,
+    prior: Tensor | None = None,
 ) -> Tensor:
-    """The ridge update ``(KᵀK + e^λ I)⁻¹ KᵀV`` with ``V`` made (and differentiated) ``chunk`` rows at a time.
+    """The ridge update ``(KᵀK + e^λ C)⁻¹ KᵀV`` with ``V`` made (and differentiated) ``chunk`` rows at a time.
 
     Args:
         keys: ``K``, ``[n, key_size]``, a constant (no gradient flows into it).
@@ -63,12 +76,13 @@ def ridge_update(
         params: every tensor ``values`` depends on that may need a gradient (leaves: the editor's
             parameters); their gradients come from the closed form above.
         chunk: rows of ``V`` computed at once.
+        prior: ``C``, ``[key_size, key_size]``, a constant (None: the identity, MALMEN's regulariser).
 
     Returns:
         ``ΔW``, ``[key_size, value_size]``, in float32 (float64 for float64 keys).
 
     """
-    return _ChunkedRidge.apply(keys, values, (width, chunk), log_lambda, *params)
+    return _ChunkedRidge.apply(keys, values, (width, chunk, prior), log_lambda, *params)
 
 
 def _chunks(n: int, chunk: int) -> list[tuple[int, int]]:
@@ -80,9 +94,14 @@ class _ChunkedRidge(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, keys: Tensor, values: ValueChunks, sizes: tuple[int, int], log_lambda: Tensor, *params: Tensor
+        ctx,
+        keys: Tensor,
+        values: ValueChunks,
+        sizes: tuple[int, int, Tensor | None],
+        log_lambda: Tensor,
+        *params: Tensor,
     ) -> Tensor:
-        width, chunk = sizes
+        width, chunk, prior = sizes
         keys = keys.to(torch.promote_types(keys.dtype, torch.float32))  # float32, or float64 if given
         n, key_size = keys.shape
         gram = keys.new_zeros(key_size, key_size)
@@ -91,9 +110,10 @@ class _ChunkedRidge(torch.autograd.Function):
             k_c = keys[start:end]
             gram.addmm_(k_c.T, k_c)
             cross.addmm_(k_c.T, values(start, end).to(keys.dtype))
-        matrix = ridge_matrix(gram, log_lambda)
+        prior = None if prior is None else prior.to(device=keys.device, dtype=keys.dtype)
+        matrix = ridge_matrix(gram, log_lambda, prior)
         delta = torch.linalg.solve(matrix, cross)
-        ctx.values, ctx.chunk = values, chunk
+        ctx.values, ctx.chunk, ctx.prior = values, chunk, prior
         ctx.save_for_backward(keys, matrix, delta, log_lambda, *params)
         return delta
 
@@ -104,7 +124,8 @@ class _ChunkedRidge(torch.autograd.Function):
         m = torch.linalg.solve(matrix, grad.to(matrix.dtype))  # the matrix is symmetric: M = A⁻¹ G
         g_lambda = None
         if ctx.needs_input_grad[3]:
-            g_lambda = (-log_lambda.to(m.dtype).exp() * (m * delta).sum()).to(log_lambda.dtype)
+            pulled = delta if ctx.prior is None else ctx.prior @ delta  # ∂(KᵀK + e^λ C)/∂λ ΔW = e^λ CΔW
+            g_lambda = (-log_lambda.to(m.dtype).exp() * (m * pulled).sum()).to(log_lambda.dtype)
         wanted = [i for i, p in enumerate(params) if ctx.needs_input_grad[4 + i]]
         totals: list[Tensor | None] = [None] * len(params)
         if wanted:
