@@ -69,24 +69,29 @@ def shifted(editor: torch.nn.Module, shift: float, factor: float) -> Iterator[No
             editor.alpha.copy_(saved[1])
 
 
-def validation_batches(editor: torch.nn.Module, data_hparams: dict, k: int, batches: int) -> list[dict]:
-    """The first ``batches`` validation batches of ``k`` edits, as ``mendlight validate`` draws them."""
+def _data_module(editor: torch.nn.Module, data_hparams: dict, k: int) -> EditDataModule:
+    """The run's data module with ``k`` edits per evaluation batch: its validation batches are the ones
+    ``mendlight validate --data.init_args.eval_n_edits K`` draws."""
     options = {
         key: data_hparams[key] for key in ("dataset", "n_loc", "max_length", "seed") if key in data_hparams
     }
     data = EditDataModule(tokenizer=editor.hparams.base_model, eval_n_edits=k, **options)
     data.prepare_data()
     data.setup("fit")
-    return list(islice(iter(data.val_dataloader()), batches))
+    return data
 
 
-def sweep(source: str, k: int, batches: int, settings: list[tuple[float, float]]) -> list[dict]:
+def sweep(
+    source: str, k: int, batches: int, settings: list[tuple[float, float]], prior: str | None = None
+) -> list[dict]:
     """One row per setting: its shift and factor, the resulting λ and η ranges, and the edits' summary."""
-    model_editor = load_editor(source)
+    model_editor = load_editor(source, **({"prior": prior} if prior else {}))
     editor = model_editor.editor
     if not hasattr(editor, "log_lambda"):
         raise SystemExit(f"{source}: a {type(editor).__name__} editor has no λ to sweep; give a MALMEN run")
-    loaded = validation_batches(editor, _trained_data_options(source), k, batches)
+    data = _data_module(editor, _trained_data_options(source), k)
+    loaded = list(islice(iter(data.val_dataloader()), batches))
+    editor.attach_datamodule(data)  # MALMEN's keys prior reads the training edits of the run's data
     rows = []
     for shift, factor in settings:
         with shifted(editor, shift, factor):
@@ -151,11 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     # a negative shift ("-2:1") is a value, not an option
     parser._negative_number_matcher = re.compile(r"^-\d[\d.eE+-]*(:[\d.eE+-]+)?$")
+    parser.add_argument(
+        "--prior", choices=("identity", "keys"), help="MALMEN's prior option (default: the run's)"
+    )
     parser.add_argument("--out", help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
     if args.k < 1 or args.batches < 1:
         parser.error("--k and --batches must be at least 1")
-    rows = sweep(args.source, args.k, args.batches, args.settings)
+    rows = sweep(args.source, args.k, args.batches, args.settings, args.prior)
     text = table(rows, args.k)
     print(text)
     if args.out:

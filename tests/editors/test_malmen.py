@@ -213,9 +213,9 @@ def test_training_step_meta_gradient_equals_autograd_through_the_solve(monkeypat
 
     loss_closed, closed = grads()
 
-    def autograd_solve(keys, values, width, log_lambda, params, chunk):
+    def autograd_solve(keys, values, width, log_lambda, params, chunk, prior=None):
         v = values(0, keys.shape[0])
-        return ridge_solve(keys.to(v.dtype), v, log_lambda)
+        return ridge_solve(keys.to(v.dtype), v, log_lambda, prior)
 
     monkeypatch.setattr("mendlight.editors.malmen.ridge_update", autograd_solve)
     loss_exact, exact = grads()

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, num_rows, token_labels
 from mendlight.editors.base import Editor
+from mendlight.editors.malmen_prior import PRIOR_CHOICES, priors_from_datamodule
 from mendlight.editors.mend import MEND
 from mendlight.editors.rows import RowStack, row_chunks, rows_of_edits
 from mendlight.errors import ConfigError, check_at_least
@@ -68,6 +69,12 @@ class MALMEN(MEND):
             value shifts, and rounds stop once every edit succeeds. Training always makes one round (its
             meta-gradient goes through one solve). It changes how an editor is tested, not what it learned:
             ``test --ckpt_path`` keeps the value given on the command line.
+        prior: the regulariser's shape. ``identity`` (MALMEN): ``e^λ ‖ΔW‖²``. ``keys``: ``e^λ tr(ΔWᵀCΔW)``
+            with ``C`` the second moment of the weight's keys over the first ``prior_records`` training
+            edits of the data module (scaled to the identity's trace): MEMIT's regulariser, which spares the
+            directions all edits share (:mod:`mendlight.editors.malmen_prior`). Computed once per editor, not
+            saved; a test-time option too (``test --ckpt_path`` keeps the command line's value).
+        prior_records: training edits the ``keys`` prior is computed from.
         **kwargs: MEND's editor network options (``rank``, ``n_hidden``, ``init``, ``norm``, ``combine``,
             ``shared``...) and the base-model, loss and optimizer options of
             :class:`~mendlight.editors.base.Editor`.
@@ -76,7 +83,7 @@ class MALMEN(MEND):
 
     edits_rowwise = False
     edit_rowwise = Editor.edit_rowwise
-    protocol_hparams = (*Editor.protocol_hparams, "edit_rounds")
+    protocol_hparams = (*Editor.protocol_hparams, "edit_rounds", "prior", "prior_records")
 
     def __init__(
         self,
@@ -87,6 +94,8 @@ class MALMEN(MEND):
         editor_chunk: int = 1024,
         edit_rounds: int = 1,
         key_tokens: str = "answer",
+        prior: str = "identity",
+        prior_records: int = 2000,
         **kwargs,
     ) -> None:
         check_at_least("MALMEN", "lm_chunk", lm_chunk, 1)
@@ -94,6 +103,9 @@ class MALMEN(MEND):
         check_at_least("MALMEN", "edit_rounds", edit_rounds, 1)
         if key_tokens not in ("answer", "subject"):
             raise ConfigError(f"MALMEN: key_tokens must be 'answer' or 'subject', got {key_tokens!r}")
+        if prior not in PRIOR_CHOICES:
+            raise ConfigError(f"MALMEN: prior must be one of {', '.join(PRIOR_CHOICES)}, got {prior!r}")
+        check_at_least("MALMEN", "prior_records", prior_records, 1)
         if not edit_lr > 0:
             raise ConfigError(f"MALMEN: edit_lr (the initial step size η) must be positive, got {edit_lr}")
         if not lr_lr >= 0:
@@ -110,6 +122,8 @@ class MALMEN(MEND):
                 raise ConfigError(f"MALMEN: {message.removeprefix('MEND: ')}") from None
             raise
         self.log_lambda = nn.Parameter(torch.full((len(self.edit_names),), float(log_lambda)))
+        self._prior_data = None  # the data module whose training edits give prior='keys' its matrices
+        self._priors: dict[str, Tensor] | None = None
         #: ``(key_size, value_size)`` of every edited weight, whatever its storage layout
         self.io_shape = {n: weight_io_shape(self.base, n) for n in self.edit_names}
         self.answer_keyed = {n: _reads_labelled_stream(self.base, n) for n in self.edit_names}
@@ -291,9 +305,27 @@ class MALMEN(MEND):
                 self.log_lambda[index],
                 [self.alpha, *transform.parameters()],
                 int(self.hparams.editor_chunk),
+                prior=self.key_prior(name),
             )
             deltas[name] = delta if self.conv1d[name] else delta.T
         return deltas
+
+    def attach_datamodule(self, datamodule) -> None:
+        """Keep the data module: ``prior='keys'`` computes its matrices from its training edits."""
+        super().attach_datamodule(datamodule)
+        if datamodule is not None and datamodule is not self._prior_data:
+            self._prior_data, self._priors = datamodule, None
+
+    def key_prior(self, name: str) -> Tensor | None:
+        """The regulariser's matrix ``C`` for one edited weight (None: the identity, MALMEN's)."""
+        if self.hparams.get("prior", "identity") == "identity":
+            return None
+        if self._priors is None:
+            with torch.enable_grad():
+                self._priors = priors_from_datamodule(
+                    self, self._prior_data, int(self.hparams.get("prior_records", 2000))
+                )
+        return self._priors[name]
 
     # ------------------------------------------------------------------ training
     def training_step(self, batch: EditBatch, batch_idx: int) -> Tensor | None:
