@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from mendlight.data.batch import CondRows, EditBatch, TokenRows, num_rows, token_labels
 from mendlight.editors.base import Editor
+from mendlight.editors.malmen_keys import reads_decoder_stream, reads_labelled_stream, subject_tokens
 from mendlight.editors.malmen_prior import PRIOR_CHOICES, priors_from_datamodule
 from mendlight.editors.mend import MEND
 from mendlight.editors.rows import RowStack, row_chunks, rows_of_edits
@@ -126,9 +127,9 @@ class MALMEN(MEND):
         self._priors: dict[str, Tensor] | None = None
         #: ``(key_size, value_size)`` of every edited weight, whatever its storage layout
         self.io_shape = {n: weight_io_shape(self.base, n) for n in self.edit_names}
-        self.answer_keyed = {n: _reads_labelled_stream(self.base, n) for n in self.edit_names}
+        self.answer_keyed = {n: reads_labelled_stream(self.base, n) for n in self.edit_names}
         if key_tokens == "subject":
-            decoder = [n for n in self.edit_names if _reads_decoder_stream(self.base, n)]
+            decoder = [n for n in self.edit_names if reads_decoder_stream(self.base, n)]
             if decoder:
                 raise ConfigError(
                     f"MALMEN: key_tokens='subject' keys edits on the input tokens, but {decoder[0]!r} is in "
@@ -190,7 +191,7 @@ class MALMEN(MEND):
             u, delta = capture.factors(name)
             keep = (u != 0).any(dim=-1) & (delta != 0).any(dim=-1)  # what the gradient transform keeps
             if self.hparams.get("key_tokens", "answer") == "subject":
-                keep &= _subject_tokens(rows, u.shape[0], name)
+                keep &= subject_tokens(rows, u.shape[0], name)
                 if not keep.any():
                     raise ConfigError(
                         f"MALMEN(key_tokens='subject'): the edit loss has no gradient at the subject tokens "
@@ -417,45 +418,3 @@ def _statistics_frozen(transform: GradientTransform) -> Iterator[None]:
         yield
     finally:
         transform.train(was_training)
-
-
-def _subject_tokens(rows: TokenRows, n_tokens: int, name: str) -> Tensor:
-    """The ``[n_tokens]`` mask of each edit row's subject's last token (``key_tokens='subject'``).
-
-    Raises:
-        ConfigError: if the rows carry no subject position, or some row has none (-1).
-
-    """
-    last = rows.get("subject_last")
-    if last is None or bool((last < 0).any()):
-        missing = (
-            "no subject_last" if last is None else f"no subject in edit row {int((last < 0).nonzero()[0])}"
-        )
-        raise ConfigError(
-            f"MALMEN(key_tokens='subject'): these edit rows have {missing}. Subject keys need records that "
-            "name their subject (the `subject` field) inside the prompt, batched by the data module; "
-            "otherwise use key_tokens='answer'"
-        )
-    ids = rows["input_ids"]
-    if n_tokens != ids.numel():
-        raise RuntimeError(f"{name!r} ran on {n_tokens} token rows, not on the input's {ids.numel()}")
-    mask = torch.zeros(ids.shape, dtype=torch.bool, device=ids.device)
-    mask[torch.arange(ids.shape[0], device=ids.device), last.to(ids.device)] = True
-    return mask.reshape(-1)
-
-
-def _reads_decoder_stream(model: nn.Module, name: str) -> bool:
-    """Whether weight ``name`` is in the decoder of an encoder-decoder model (it never sees the input)."""
-    return bool(getattr(model.config, "is_encoder_decoder", False)) and _reads_labelled_stream(model, name)
-
-
-def _reads_labelled_stream(model: nn.Module, name: str) -> bool:
-    """Whether the layer of weight ``name`` runs on the token rows the labels score.
-
-    True for every layer of a decoder-only model and for the decoder of an encoder-decoder model; False for
-    its encoder, whose tokens are not the labelled ones (its keys are then every token the loss reaches).
-    """
-    if not getattr(model.config, "is_encoder_decoder", False):
-        return True
-    layer = model.get_submodule(name.rsplit(".", 1)[0])
-    return not any(module is layer for module in model.get_encoder().modules())
