@@ -27,14 +27,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import islice
-from pathlib import Path
 
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
 from mendlight import load_editor
-from mendlight.api import _checkpoint_file
-from mendlight.checkpoints import read_checkpoint
 from mendlight.data.module import EditDataModule
 from mendlight.editors.evaluation import record_rows
 from mendlight.reporting import summarise, write_measurement
@@ -89,7 +86,7 @@ def sweep(
     editor = model_editor.editor
     if not hasattr(editor, "log_lambda"):
         raise SystemExit(f"{source}: a {type(editor).__name__} editor has no λ to sweep; give a MALMEN run")
-    data = _data_module(editor, _trained_data_options(source), k)
+    data = _data_module(editor, model_editor.trained_data_options, k)
     loaded = list(islice(iter(data.val_dataloader()), batches))
     editor.attach_datamodule(data)  # MALMEN's keys prior reads the training edits of the run's data
     rows = []
@@ -115,12 +112,6 @@ def sweep(
         )
         print(_line(rows[-1]), flush=True)
     return rows
-
-
-def _trained_data_options(source: str) -> dict:
-    """The data options the editor was trained with (its checkpoint's data module hyperparameters)."""
-    checkpoint = read_checkpoint(str(_checkpoint_file(Path(source))))
-    return dict(checkpoint.get("datamodule_hyper_parameters") or {})
 
 
 def _line(row: dict) -> str:

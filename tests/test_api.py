@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,10 @@ def test_a_trained_checkpoint_edits_as_mendlight_edit_does(tmp_path, no_argv):
     run = run_tiny(tmp_path) / "version_0"
     editor = mendlight.load_editor(run)  # the run directory: its best checkpoint
     assert type(editor.editor).__name__ == "MEND" and editor.editor.hparams.rank == 8
+    # the data options it was trained with come from the same read of the checkpoint
+    trained = editor.trained_data_options
+    assert Path(trained["dataset"]).name == "records" and trained["n_edits"] == 1 and trained["n_loc"] >= 1
+    assert mendlight.load_editor("FT", model="tiny-random-llama").trained_data_options == {}
     direct = mendlight.load_editor(next((run / "checkpoints").glob("best-*.ckpt")))
     record = {"prompt": "The capital of France is", "target": "Rome"}
     a, b = editor.edit(record, preview_tokens=0), direct.edit(record, preview_tokens=0)

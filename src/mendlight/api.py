@@ -31,6 +31,7 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 
 from mendlight.checkpoints import load_editor_checkpoint
+from mendlight.data.composition import SUBJECT_HINT, subject_in_prompt
 from mendlight.data.records import EditRecord
 from mendlight.editors.base import Editor
 from mendlight.editors.evaluation import record_rows
@@ -165,7 +166,7 @@ def load_editor(
         tokenizer=editor.hparams.base_model,
         max_length=max_length or data_hparams.get("max_length", 128),
     )
-    return ModelEditor(editor, datamodule)
+    return ModelEditor(editor, datamodule, data_hparams)
 
 
 def _records(
@@ -185,10 +186,9 @@ def _records(
         if subjects is not None and len(subjects) != len(prompts):
             raise APIError(f"subjects must hold one subject per prompt: {len(subjects)} for {len(prompts)}")
         for i, subject in enumerate(subjects or []):
-            if not subject or subject not in prompts[i]:
+            if not subject_in_prompt(subject, prompts[i]):
                 raise APIError(
-                    f"subject {i} ({subject!r}) does not occur in its prompt {prompts[i]!r}; give the words "
-                    "of the prompt that name what the fact is about"
+                    f"subject {i} ({subject!r}) does not occur in its prompt {prompts[i]!r}; {SUBJECT_HINT}"
                 )
         edits = [
             {"prompt": p, "target_new": t, "rephrases": list(rephrases[i]) if rephrases else []}
@@ -232,12 +232,15 @@ class ModelEditor:
     Args:
         editor: the editor (a :class:`~mendlight.editors.base.Editor`), with its base model.
         datamodule: the data module that turns records into rows for that model.
+        trained_data_options: the data module options the editor was trained with (its checkpoint's
+            ``datamodule_hyper_parameters``: dataset, n_edits, n_loc, seed, ...); empty when untrained.
 
     """
 
-    def __init__(self, editor: Editor, datamodule: Any) -> None:
+    def __init__(self, editor: Editor, datamodule: Any, trained_data_options: dict | None = None) -> None:
         self.editor = editor
         self.datamodule = datamodule
+        self.trained_data_options = dict(trained_data_options or {})
 
     @property
     def model(self) -> torch.nn.Module:

@@ -16,6 +16,7 @@ from pathlib import Path
 from mendlight.checkpoints import load_editor_checkpoint
 from mendlight.cli_parser import known_classes
 from mendlight.data.batch import num_rows
+from mendlight.data.composition import SUBJECT_HINT, subject_in_prompt
 from mendlight.data.records import EditRecord, read_records
 from mendlight.edit_report import check_section, edit_rows, print_json, print_text
 from mendlight.editors.base import Editor
@@ -55,11 +56,8 @@ def edit_records(
         return read_records(file)
     if not prompt or not target:
         raise EditCommandError("mendlight edit needs --prompt and --target (or --file edits.jsonl)")
-    if subject is not None and (not subject or subject not in prompt):
-        raise EditCommandError(
-            f"--subject {subject!r} does not occur in --prompt {prompt!r}; give the words of the prompt that "
-            "name what the fact is about"
-        )
+    if subject is not None and not subject_in_prompt(subject, prompt):
+        raise EditCommandError(f"--subject {subject!r} does not occur in --prompt {prompt!r}; {SUBJECT_HINT}")
     return [EditRecord(prompt=prompt, target_new=target, rephrases=rephrases, subject=subject, id="cli")]
 
 

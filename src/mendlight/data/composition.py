@@ -21,6 +21,15 @@ from typing import Any
 TEMPLATE_KEY, RELATION_KEY = "template", "relation"
 
 
+#: What to do when a subject is not in its prompt (the end of the Python API's and `mendlight edit`'s errors).
+SUBJECT_HINT = "give the words of the prompt that name what the fact is about"
+
+
+def subject_in_prompt(subject: str | None, prompt: str) -> bool:
+    """Whether ``subject`` is a non-empty part of ``prompt`` (as subject keys and templates need)."""
+    return bool(subject) and subject in prompt
+
+
 def prompt_template(prompt: str, subject: str | None) -> str:
     """The template of a prompt: the first occurrence of ``subject`` replaced by ``{s}``.
 
@@ -32,9 +41,9 @@ def prompt_template(prompt: str, subject: str | None) -> str:
         ``"Q: What is the capital of {s}? A:"``; the prompt unchanged without a subject found in it.
 
     """
-    if not subject or subject not in prompt:
+    if not subject_in_prompt(subject, prompt):
         return prompt
-    return prompt.replace(subject, "{s}", 1)
+    return prompt.replace(subject, "{s}", 1)  # type: ignore[arg-type]
 
 
 def _largest_shares(values: Sequence[Any], k: int) -> list[float]:

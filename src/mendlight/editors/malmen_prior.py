@@ -15,6 +15,7 @@ The prior is computed once per editor, from the attached data module, and is not
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -89,7 +90,9 @@ def priors_from_datamodule(editor: Any, datamodule: Any, n_records: int) -> dict
     records = datamodule.records("train")[:n_records]
     if not records:
         raise ConfigError("MALMEN(prior='keys'): the training split holds no records")
-    rows = move_data_to_device(datamodule.make_batch(records, train=False)["edit"], editor.device)
+    # only the edit rows are read: leave out the rephrase and locality rows the batch would also encode
+    edit_only = [dataclasses.replace(r, rephrases=[], locality=[]) for r in records]
+    rows = move_data_to_device(datamodule.make_batch(edit_only, train=False)["edit"], editor.device)
     priors = key_priors(editor, rows)
     seconds = time.perf_counter() - start
     rank_zero_info(f"MALMEN: key prior from {len(records)} training edits ({seconds:.0f} s)")
