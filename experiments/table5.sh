@@ -4,7 +4,7 @@
 # k = 25 (configs/train/batched25.yaml: the largest k this 2-CPU machine trains in reasonable time), ENN
 # trained on single edits, FT (fine-tuned on all k edits of a batch at once) and the cache.
 #
-# Usage: [KS="1 5 25 125 500 1000"] [KS_FT="1 5 25 125"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25
+# Usage: [KS="1 5 25 125 500 1000"] [KS_FT="$KS"] [SETS="mixed hard"] [ROWS="mend mend25 malmen25
 #        malmen25lr malmen25lr2 malmen25subj malmen25lr6 malmen125lr enn enn25 ft cache"] [TRAIN=0]
 #        [OUT=experiments/results/table5]
 #        bash experiments/table5.sh
@@ -14,8 +14,9 @@
 #   hard   the hard case, labelled so: one relation and one question template (facts-qa restricted to
 #          city_country with 10,000 cities, about 1,000 test records: k up to 500), the kind of batch the
 #          earlier Table 5 drew (228 of its 250 records shared one template)
-#   KS_FT  the k FT runs at: fine-tuning on 500 edits at once took 20 minutes per batch on 2 CPUs (part 21),
-#          so 1,000 would take about an hour per batch
+#   KS_FT  the k FT runs at (default: every k of KS). FT is by far the slowest row: fine-tuning on all k
+#          edits at once took 20 minutes per 500-edit batch (part 21) and FT_K1000_TIME per 1,000-edit batch
+#          (part 27) on one core of this 2-CPU machine; KS_FT="1 5 25 125" leaves out the hour-long calls
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
 #          configs/train/lr1e-4.yaml, instead of the public 1e-5; malmen25lr6 the same editing the last 6
 #          blocks' MLPs, configs/train/last6blocks.yaml; malmen125lr continues malmen25lr's best checkpoint
@@ -82,7 +83,7 @@ for set in ${SETS:-mixed hard}; do
     [ "$k" -le "$max_k" ] || { echo "== $set: skipping k = $k (the split holds fewer than 2k records)"; continue; }
     records=$(( 2 * k > 250 ? 2 * k : 250 ))
     editors=("${TRAINED_EDITORS[@]}")
-    [[ $rows == *" ft "* && " ${KS_FT:-1 5 25 125} " == *" $k "* ]] &&
+    [[ $rows == *" ft "* && " ${KS_FT:-${KS:-1 5 25 125 500 1000}} " == *" $k "* ]] &&
       editors+=(--editor "FT=$cfg,configs/editor/ft.yaml,$ft_cfg")
     [[ $rows == *" cache "* ]] && editors+=(--editor "Cache (ε=$eps)=$cfg,configs/editor/cache.yaml,$eps_cfg")
     out=${OUT:-experiments/results/table5}_${set}_k$k
