@@ -59,6 +59,21 @@ def load_points(paths: list[Path], marker: str) -> tuple[list[float], dict[str, 
     return sorted(set(xs)), series
 
 
+def select_editors(series: dict[str, dict], editors: list[str] | None) -> dict[str, dict]:
+    """The series of ``editors`` in that order (all of them, in file order, without a selection).
+
+    Raises:
+        SystemExit: naming an editor the tables do not hold, with the labels they do hold.
+
+    """
+    if not editors:
+        return series
+    unknown = [e for e in editors if e not in series]
+    if unknown:
+        raise SystemExit(f"--editors: no rows labelled {unknown} in the tables; their labels: {list(series)}")
+    return {e: series[e] for e in editors}
+
+
 def curve_markdown(
     xs,
     series,
@@ -114,11 +129,16 @@ def figure(xs, series, x_label: str, title: str, log_x: bool):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_es, ax_dd) = plt.subplots(1, 2, figsize=(10, 4))
-    for editor, points in series.items():
+    columns = 3 if len(series) > 4 else max(1, len(series))
+    legend_rows = -(-len(series) // columns)
+    height = 4 + 0.25 * legend_rows
+    fig, (ax_es, ax_dd) = plt.subplots(1, 2, figsize=(10, height))
+    palette = plt.get_cmap("tab20" if len(series) > 10 else "tab10").colors  # one colour per editor
+    for i, (editor, points) in enumerate(series.items()):
         px = [x for x in xs if x in points]
-        ax_es.plot(px, [points[x]["es"] for x in px], marker="o", label=editor)
-        ax_dd.plot(px, [points[x][points[x]["drawdown_key"]] for x in px], marker="o", label=editor)
+        style = {"marker": "o", "label": editor, "color": palette[i % len(palette)]}
+        ax_es.plot(px, [points[x]["es"] for x in px], **style)
+        ax_dd.plot(px, [points[x][points[x]["drawdown_key"]] for x in px], **style)
     for ax, name in ((ax_es, "edit success (ES)"), (ax_dd, "drawdown")):
         ax.set_xlabel(x_label)
         ax.set_ylabel(name)
@@ -126,9 +146,10 @@ def figure(xs, series, x_label: str, title: str, log_x: bool):
         if log_x:
             ax.set_xscale("log")
     ax_es.set_ylim(0, 1.02)
-    ax_es.legend()
+    # below both panels, where it hides no point
+    fig.legend(*ax_es.get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.25 * legend_rows / height + 0.02, 1, 1))
     return fig
 
 
@@ -189,6 +210,9 @@ def main() -> None:
     parser.add_argument("--command", default=None)
     parser.add_argument("--out", type=Path, help="output path without suffix")
     parser.add_argument("--log-x", action="store_true")
+    parser.add_argument(
+        "--editors", nargs="+", metavar="LABEL", help="only these editors' rows, in this order (default: all)"
+    )
     args = parser.parse_args()
     if args.tb_from:
         for curve in args.tb_from:
@@ -202,6 +226,7 @@ def main() -> None:
     if missing or not args.tables:
         parser.error(f"give the tables and {', '.join(missing) or 'them'} (or --tb-from CURVE.json)")
     xs, series = load_points(args.tables, args.x_from_title)
+    series = select_editors(series, args.editors)
     provenance = sorted(
         {line for t in args.tables for line in json.loads(t.read_text()).get("provenance", [])}
     )

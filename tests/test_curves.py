@@ -4,6 +4,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "curves.py"
 spec = importlib.util.spec_from_file_location("curves", SCRIPT)
 curves = importlib.util.module_from_spec(spec)
@@ -46,6 +48,21 @@ def test_partial_runs_combine_and_the_later_file_counts_for_one_editor_at_one_k(
     assert series["MALMEN"][25.0]["es"] == 0.5 and series["MEND"][25.0]["es"] == 0.25
     _, reversed_order = curves.load_points([tmp_path / "late.json", early], "k = ")
     assert reversed_order["MALMEN"][25.0]["es"] == 1.0
+
+
+def test_editors_are_selected_in_the_order_given_and_an_unknown_label_is_named(tmp_path):
+    tables = [_table(tmp_path / "a.json", 25, 0.5, 1.25, 0.2), _table(tmp_path / "b.json", 1, 0.75, 0.5, 1.0)]
+    xs, series = curves.load_points(tables, "k = ")
+    assert list(curves.select_editors(series, ["MALMEN", "MEND"])) == ["MALMEN", "MEND"]
+    assert list(curves.select_editors(series, ["MALMEN"])) == ["MALMEN"]
+    assert curves.select_editors(series, None) is series
+    with pytest.raises(SystemExit, match=r"no rows labelled \['ENN'\].*\['MEND', 'MALMEN'\]"):
+        curves.select_editors(series, ["MALMEN", "ENN"])
+    # twelve editors: each gets its own colour, and the legend sits below the panels
+    many = {f"editor {i}": series["MEND"] for i in range(12)}
+    fig = curves.figure(xs, many, "k", "T", log_x=True)
+    colours = {line.get_color() for line in fig.axes[0].get_lines()}
+    assert len(colours) == 12 and fig.axes[0].get_legend() is None and len(fig.legends) == 1
 
 
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
