@@ -15,7 +15,7 @@
 #          city_country with 10,000 cities, about 1,000 test records: k up to 500), the kind of batch the
 #          earlier Table 5 drew (228 of its 250 records shared one template)
 #   KS_FT  the k FT runs at (default: every k of KS). FT is by far the slowest row: fine-tuning on all k
-#          edits at once took 12–20 minutes per 500-edit batch (parts 30, 21) and 49 minutes per 1,000-edit
+#          edits at once took 12–21 minutes per 500-edit batch (parts 30, 21) and 49 minutes per 1,000-edit
 #          batch (part 27) on one core of this 2-CPU machine; KS_FT="1 5 25 125" leaves out those calls
 #   ROWS   which editors (default all; malmen25lr is MALMEN ×25 trained with Adam at 1e-4,
 #          configs/train/lr1e-4.yaml, instead of the public 1e-5; malmen25lr6 the same editing the last 6
